@@ -1,0 +1,56 @@
+# The two commands a new user needs: `make run` and `make test`. Each creates the virtual
+# environment in .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/supportdesk serve --port $(PORT)
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy --strict src
+
+check: lint typecheck
+	$(BIN)/supportdesk db check
+
+openapi: $(VENV)/.installed-dev
+	$(BIN)/supportdesk openapi > openapi/openapi.json
+
+db-upgrade: $(VENV)/.installed-run
+	$(BIN)/supportdesk db upgrade
+
+db-revision: $(VENV)/.installed-dev
+	$(BIN)/alembic revision --autogenerate -m "$(m)"
+	$(BIN)/ruff format migrations
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_domain.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

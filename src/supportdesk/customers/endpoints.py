@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from supportdesk.customers.schemas import (
+    ContactCreate,
+    ContactRead,
+    CustomerCreate,
+    CustomerRead,
+    CustomerUpdate,
+)
+from supportdesk.customers.service import CustomerService, CustomerStanding
+from supportdesk.errors import problem_responses
+from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.pagination import Page, PageDep
+
+router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
+
+Reader = Annotated[Principal, Allowed(Permission.read)]
+Writer = Annotated[Principal, Allowed(Permission.write_customers)]
+CustomerId = Annotated[str, Path(max_length=40)]
+ContactId = Annotated[str, Path(max_length=40)]
+
+
+def _read(standing: CustomerStanding) -> CustomerRead:
+    return CustomerRead.model_validate(
+        {
+            **{k: getattr(standing.customer, k) for k in ("id", "name", "external_ref")},
+            "unit_balance": standing.customer.unit_balance,
+            "created_at": standing.customer.created_at,
+            "updated_at": standing.customer.updated_at,
+            "support_group": standing.support_group.value,
+        }
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CustomerRead,
+    name="customers_create",
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_customer(body: CustomerCreate, _: Writer, session: SessionDep) -> CustomerRead:
+    return _read(await CustomerService(session).register_customer(body))
+
+
+@router.get(
+    "",
+    response_model=Page[CustomerRead],
+    name="customers_list",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_customers(
+    principal: Reader,
+    session: SessionDep,
+    page: PageDep,
+    external_ref: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[CustomerRead]:
+    service = CustomerService(session, scope=principal.customer_scope)
+    rows, next_cursor = await service.list_customers(page, external_ref=external_ref)
+    return Page(items=[_read(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    name="customers_get",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_customer(
+    customer_id: CustomerId, principal: Reader, session: SessionDep
+) -> CustomerRead:
+    service = CustomerService(session, scope=principal.customer_scope)
+    return _read(await service.get_customer(customer_id))
+
+
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerRead,
+    name="customers_update",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def update_customer(
+    customer_id: CustomerId, body: CustomerUpdate, _: Writer, session: SessionDep
+) -> CustomerRead:
+    return _read(await CustomerService(session).update_customer(customer_id, body))
+
+
+@router.post(
+    "/{customer_id}/contacts",
+    status_code=201,
+    response_model=ContactRead,
+    name="contacts_create",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_contact(
+    customer_id: CustomerId, body: ContactCreate, _: Writer, session: SessionDep
+) -> ContactRead:
+    return ContactRead.model_validate(await CustomerService(session).add_contact(customer_id, body))
+
+
+@router.get(
+    "/{customer_id}/contacts",
+    response_model=Page[ContactRead],
+    name="contacts_list",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_contacts(
+    customer_id: CustomerId, principal: Reader, session: SessionDep, page: PageDep
+) -> Page[ContactRead]:
+    service = CustomerService(session, scope=principal.customer_scope)
+    rows, next_cursor = await service.list_contacts(customer_id, page)
+    return Page(items=[ContactRead.model_validate(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{customer_id}/contacts/{contact_id}",
+    response_model=ContactRead,
+    name="contacts_get",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_contact(
+    customer_id: CustomerId, contact_id: ContactId, principal: Reader, session: SessionDep
+) -> ContactRead:
+    service = CustomerService(session, scope=principal.customer_scope)
+    return ContactRead.model_validate(await service.get_contact(customer_id, contact_id))

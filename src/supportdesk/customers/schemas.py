@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints, field_validator
+
+from supportdesk.kit.schemas import RequestModel, ResponseModel
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ExternalRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$")
+]
+
+
+class SupportGroupName(StrEnum):
+    contract = "contract"
+    premium = "premium"
+    standard = "standard"
+
+
+class CustomerCreate(RequestModel):
+    name: Name = Field(examples=["Fa. Walter Maier GmbH"])
+    external_ref: ExternalRef | None = Field(
+        default=None, description="The customer's id in a CRM; unique.", examples=["CRM-4711"]
+    )
+
+
+class CustomerUpdate(RequestModel):
+    name: Name | None = None
+    external_ref: ExternalRef | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name cannot be null")
+        return value
+
+
+class CustomerRead(ResponseModel):
+    id: str
+    name: str
+    external_ref: str | None
+    support_group: SupportGroupName = Field(
+        description="The customer's standing now: contract, premium or standard."
+    )
+    unit_balance: int = Field(description="Prepaid units left.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ContactCreate(RequestModel):
+    name: Name = Field(examples=["Horst Maier"])
+    email: Email | None = Field(default=None, examples=["horst.maier@example.com"])
+    phone: Phone | None = Field(default=None, examples=["+49 821 123456"])
+
+
+class ContactRead(ResponseModel):
+    id: str
+    customer_id: str
+    name: str
+    email: str | None
+    phone: str | None
+    created_at: datetime

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from supportdesk.customers.repository import ContactRepository, CustomerRepository
+from supportdesk.customers.schemas import ContactCreate, CustomerCreate, CustomerUpdate
+from supportdesk.domain.groups import SupportGroup, support_group
+from supportdesk.errors import NotFound
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import new_id
+from supportdesk.kit.pagination import PageParams
+from supportdesk.models import Contact, Customer
+
+_EXTERNAL_REF_TAKEN = "Another customer already has this external_ref."
+
+
+@dataclass(frozen=True)
+class CustomerStanding:
+    """A customer with the support group it stands in right now."""
+
+    customer: Customer
+    support_group: SupportGroup
+
+
+class CustomerService:
+    def __init__(self, session: AsyncSession, *, scope: str | None = None) -> None:
+        self.customers = CustomerRepository(session, scope)
+        self.contacts = ContactRepository(session, scope)
+
+    def _standing(self, customer: Customer) -> CustomerStanding:
+        # Maintenance contracts join the standing with the contracts resource; until a
+        # customer has one, balance alone decides between premium and standard.
+        group = support_group((), customer.unit_balance, utcnow().date())
+        return CustomerStanding(customer=customer, support_group=group)
+
+    async def _require(self, customer_id: str) -> Customer:
+        customer = await self.customers.get_by_id(customer_id)
+        if customer is None:
+            raise NotFound.of("customer", customer_id)
+        return customer
+
+    async def register_customer(self, data: CustomerCreate) -> CustomerStanding:
+        now = utcnow()
+        customer = Customer(
+            id=new_id("cus"),
+            name=data.name,
+            external_ref=data.external_ref,
+            unit_balance=0,
+            created_at=now,
+            updated_at=now,
+        )
+        await self.customers.add(customer, conflict=_EXTERNAL_REF_TAKEN)
+        return self._standing(customer)
+
+    async def get_customer(self, customer_id: str) -> CustomerStanding:
+        return self._standing(await self._require(customer_id))
+
+    async def list_customers(
+        self, params: PageParams, *, external_ref: str | None = None
+    ) -> tuple[list[CustomerStanding], str | None]:
+        rows, next_cursor = await self.customers.list_page(params, external_ref=external_ref)
+        return [self._standing(c) for c in rows], next_cursor
+
+    async def update_customer(self, customer_id: str, data: CustomerUpdate) -> CustomerStanding:
+        customer = await self._require(customer_id)
+        changes = data.model_dump(exclude_unset=True)
+        for field, value in changes.items():
+            setattr(customer, field, value)
+        if changes:
+            customer.updated_at = utcnow()
+            await self.customers.flush(_EXTERNAL_REF_TAKEN)
+        return self._standing(customer)
+
+    async def add_contact(self, customer_id: str, data: ContactCreate) -> Contact:
+        await self._require(customer_id)
+        now = utcnow()
+        contact = Contact(
+            id=new_id("con"),
+            customer_id=customer_id,
+            name=data.name,
+            email=data.email,
+            phone=data.phone,
+            created_at=now,
+            updated_at=now,
+        )
+        return await self.contacts.add(contact)
+
+    async def list_contacts(
+        self, customer_id: str, params: PageParams
+    ) -> tuple[list[Contact], str | None]:
+        await self._require(customer_id)
+        return await self.contacts.list_for_customer(customer_id, params)
+
+    async def get_contact(self, customer_id: str, contact_id: str) -> Contact:
+        contact = await self.contacts.get_by_id(contact_id)
+        if contact is None or contact.customer_id != customer_id:
+            raise NotFound.of("contact", contact_id)
+        return contact

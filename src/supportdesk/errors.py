@@ -1,0 +1,190 @@
+"""The service's errors and the one handler that turns every failure into problem+json.
+
+Services raise these (or domain errors); nothing below the routers knows about HTTP
+statuses except through this module. Every non-2xx response is RFC 9457
+``application/problem+json`` with ``type``, ``title``, ``status`` and ``detail``;
+validation errors add ``errors: [{loc, msg}]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("supportdesk.errors")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://supportdesk.dev/problems/"
+
+
+class AppError(Exception):
+    """Base of the service's own errors; the subclass fixes status and problem type."""
+
+    status: int = 500
+    slug: str = "internal-error"
+    title: str = "Internal Server Error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+    def extra(self) -> dict[str, Any]:
+        return {}
+
+
+class Unauthorized(AppError):
+    status, slug, title = 401, "unauthorized", "Unauthorized"
+
+    def __init__(self, detail: str = "A valid API key is required.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="supportdesk"'})
+
+
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, slug, title = 404, "not-found", "Not Found"
+
+    @classmethod
+    def of(cls, kind: str, ident: str) -> NotFound:
+        return cls(f"{kind} {ident!r} does not exist.")
+
+
+class Conflict(AppError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class BusinessRuleViolation(AppError):
+    status, slug, title = 422, "business-rule", "Unprocessable Content"
+
+
+class InvalidInput(AppError):
+    """Input that passed the schema but is still malformed (e.g. a tampered cursor)."""
+
+    status, slug, title = 422, "validation-error", "Unprocessable Content"
+
+    def __init__(self, detail: str, *, loc: Sequence[str | int] = ()) -> None:
+        super().__init__(detail)
+        self.loc = list(loc)
+
+    def extra(self) -> dict[str, Any]:
+        return {"errors": [{"loc": self.loc, "msg": self.detail}]}
+
+
+class ServiceUnavailable(AppError):
+    status, slug, title = 503, "unavailable", "Service Unavailable"
+
+
+class ValidationItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str | None = None
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response of the API."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[PROBLEM_BASE + "not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["customer 'cus_01…' does not exist."])
+    errors: list[ValidationItem] | None = None
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + (slug or phrase.lower().replace(" ", "-")),
+        "title": title or phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the errors a route can give."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def _loc(loc: Sequence[Any]) -> list[str | int]:
+    return [part if isinstance(part, int) else str(part) for part in loc]
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return problem_response(
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        headers=exc.headers,
+        extra=exc.extra(),
+    )
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": _loc(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": err.get("type")}
+        for err in exc.errors()
+    ]
+    return problem_response(
+        422,
+        "The request does not match the schema; see errors.",
+        slug="validation-error",
+        title="Unprocessable Content",
+        extra={"errors": errors},
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = "No such resource or route."
+    elif exc.status_code == 405:
+        detail = "This path does not support that method."
+    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log, never to the client.
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

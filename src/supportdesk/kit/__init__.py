@@ -1,0 +1,1 @@
+"""Small shared pieces every resource uses: ids, time, auth, pagination, schemas."""

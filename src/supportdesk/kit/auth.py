@@ -1,0 +1,146 @@
+"""API keys, roles and what each role may do.
+
+A key is ``sdk_`` plus 43 characters of ``secrets.token_urlsafe``; only its SHA-256 is
+stored. Lookup is by hash, so the secret never touches the database and a stolen
+database dump yields no usable key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from supportdesk.db import get_session
+from supportdesk.errors import Forbidden, Unauthorized
+
+KEY_PREFIX = "sdk_"
+SHOWN_PREFIX_LENGTH = 12
+
+
+class Role(StrEnum):
+    admin = "admin"
+    agent = "agent"
+    integration = "integration"
+    customer = "customer"
+
+
+class Permission(StrEnum):
+    manage_api_keys = "manage_api_keys"
+    write_customers = "write_customers"
+    write_contracts = "write_contracts"
+    read = "read"
+    write_tickets = "write_tickets"
+    comment = "comment"
+    work_queue = "work_queue"
+    buy_units = "buy_units"
+    debit_units = "debit_units"
+    read_units = "read_units"
+    run_sessions = "run_sessions"
+    join_sessions = "join_sessions"
+    manage_webhooks = "manage_webhooks"
+    read_audit = "read_audit"
+
+
+_A, _G, _I, _C = Role.admin, Role.agent, Role.integration, Role.customer
+
+# The table of API.md, "API keys and roles". A customer-bound key's reach is further
+# narrowed to its own customer by the repositories.
+PERMISSIONS: dict[Permission, frozenset[Role]] = {
+    Permission.manage_api_keys: frozenset({_A}),
+    Permission.write_customers: frozenset({_A, _G, _I}),
+    Permission.write_contracts: frozenset({_A, _I}),
+    Permission.read: frozenset({_A, _G, _I, _C}),
+    Permission.write_tickets: frozenset({_A, _G, _I, _C}),
+    Permission.comment: frozenset({_A, _G, _C}),
+    Permission.work_queue: frozenset({_A, _G}),
+    Permission.buy_units: frozenset({_A, _I}),
+    Permission.debit_units: frozenset({_A, _G}),
+    Permission.read_units: frozenset({_A, _G, _I, _C}),
+    Permission.run_sessions: frozenset({_A, _G}),
+    Permission.join_sessions: frozenset({_C}),
+    Permission.manage_webhooks: frozenset({_A, _I}),
+    Permission.read_audit: frozenset({_A, _G}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id, its role and, for customer keys, its customer."""
+
+    key_id: str
+    role: Role
+    customer_id: str | None
+
+    @property
+    def customer_scope(self) -> str | None:
+        """The one customer this caller may see, or None for staff and integrations."""
+        return self.customer_id if self.role is Role.customer else None
+
+    def may(self, permission: Permission) -> bool:
+        return self.role in PERMISSIONS[permission]
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    secret: str
+    prefix: str
+    key_hash: str
+
+
+def hash_key(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def generate_key() -> NewKey:
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    return NewKey(secret=secret, prefix=secret[:SHOWN_PREFIX_LENGTH], key_hash=hash_key(secret))
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key: `Authorization: Bearer sdk_…`.",
+)
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def authenticate(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    # Imported here: the repository imports the models, which import kit modules.
+    from supportdesk.api_keys.repository import ApiKeyRepository
+
+    if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
+        raise Unauthorized()
+    key = await ApiKeyRepository(session).get_active_by_hash(hash_key(credentials.credentials))
+    if key is None:
+        raise Unauthorized("The API key is unknown or has been revoked.")
+    principal = Principal(key_id=key.id, role=Role(key.role), customer_id=key.customer_id)
+    request.state.principal = principal
+    return principal
+
+
+def authorize(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency that lets through only callers whose role has ``permission``."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.may(permission):
+            raise Forbidden(f"The role {principal.role.value!r} may not {permission.value}.")
+        return principal
+
+    return dependency
+
+
+def Allowed(permission: Permission) -> object:
+    """``principal: Annotated[Principal, Allowed(Permission.read)]``."""
+    return Depends(authorize(permission))

@@ -1,0 +1,89 @@
+"""Keyset pagination: ``?limit=`` (1–100) and an opaque ``?cursor=``.
+
+The cursor carries the sort key of the last item returned, so a page is one index range
+scan however deep the client pages, and rows inserted meanwhile are neither skipped nor
+repeated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from supportdesk.errors import InvalidInput
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class PageParams:
+    limit: int
+    after: str | None
+
+
+def encode_cursor(after: str) -> str:
+    raw = json.dumps({"a": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        after = data["a"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
+        raise InvalidInput(
+            "The cursor is not one this API issued.", loc=["query", "cursor"]
+        ) from exc
+    if not isinstance(after, str):
+        raise InvalidInput("The cursor is not one this API issued.", loc=["query", "cursor"])
+    return after
+
+
+def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1–100).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    key: InstrumentedAttribute[str],
+    params: PageParams,
+) -> tuple[list[Any], str | None]:
+    """One page of ``stmt`` ordered by the unique string column ``key``."""
+    if params.after is not None:
+        stmt = stmt.where(key > params.after)
+    rows = list((await session.scalars(stmt.order_by(key).limit(params.limit + 1))).all())
+    if len(rows) <= params.limit:
+        return rows, None
+    rows = rows[: params.limit]
+    return rows, encode_cursor(getattr(rows[-1], key.key))

@@ -1,0 +1,8 @@
+"""SQLAlchemy models, one file per table; importing this package registers them all."""
+
+from supportdesk.models.api_key import ApiKey
+from supportdesk.models.contact import Contact
+from supportdesk.models.customer import Customer
+from supportdesk.models.product import Product
+
+__all__ = ["ApiKey", "Contact", "Customer", "Product"]

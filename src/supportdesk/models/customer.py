@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from supportdesk.db import Base, UTCDateTime
+from supportdesk.kit.clock import utcnow
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (
+        # The prepaid balance is kept beside the customer so that a debit can be one
+        # conditional UPDATE; the database refuses a negative balance on its own.
+        CheckConstraint("unit_balance >= 0", name="unit_balance_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    unit_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

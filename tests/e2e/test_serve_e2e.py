@@ -1,0 +1,129 @@
+"""The README's run path, for real: `supportdesk serve` on the embedded default.
+
+A fresh folder, no configuration: the server brings the SQLite schema up to date by
+itself, answers /health/ready, and the first admin key from the command line works.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+READY_WITHIN_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTDESK_")}
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "supportdesk.cli", *args],
+        cwd=cwd,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_WITHIN_SECONDS
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("server not ready:\n" + (tmp_path / "server.log").read_text())
+            time.sleep(0.1)
+        yield base, tmp_path
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+class TestServeOnEmbeddedDefault:
+    def test_ready_then_cli_key_works_and_revocation_bites(self, server: tuple[str, Path]) -> None:
+        base, folder = server
+        assert (folder / "supportdesk.db").exists()
+
+        created = _cli("api-key", "create", "--role", "admin", cwd=folder)
+        assert created.returncode == 0, created.stderr
+        lines = created.stdout.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sdk_")
+        admin = {"Authorization": f"Bearer {lines[0]}"}
+
+        listed = httpx.get(f"{base}/api/v1/customers", headers=admin)
+        assert listed.status_code == 200
+        assert listed.json() == {"items": [], "next_cursor": None}
+
+        agent = httpx.post(
+            f"{base}/api/v1/api-keys", json={"name": "a", "role": "agent"}, headers=admin
+        ).json()
+        agent_headers = {"Authorization": f"Bearer {agent['key']}"}
+        assert httpx.get(f"{base}/api/v1/customers", headers=agent_headers).status_code == 200
+        forbidden = httpx.post(
+            f"{base}/api/v1/api-keys", json={"name": "b", "role": "agent"}, headers=agent_headers
+        )
+        assert forbidden.status_code == 403
+        assert (
+            httpx.delete(f"{base}/api/v1/api-keys/{agent['id']}", headers=admin).status_code == 204
+        )
+        refused = httpx.get(f"{base}/api/v1/customers", headers=agent_headers)
+        assert refused.status_code == 401
+        assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+class TestCli:
+    def test_customer_key_needs_customer_id(self, tmp_path: Path) -> None:
+        result = _cli("api-key", "create", "--role", "customer", cwd=tmp_path)
+        assert result.returncode != 0
+        assert result.stdout == ""
+        assert "customer_id" in result.stderr
+
+    def test_customer_key_for_unknown_customer_fails(self, tmp_path: Path) -> None:
+        result = _cli(
+            "api-key", "create", "--role", "customer", "--customer-id", "cus_x", cwd=tmp_path
+        )
+        assert result.returncode == 1
+        assert result.stdout == ""
+
+    def test_openapi_command_prints_the_document(self, tmp_path: Path) -> None:
+        result = _cli("openapi", cwd=tmp_path)
+        assert result.returncode == 0
+        assert '"openapi"' in result.stdout

@@ -1,0 +1,53 @@
+"""Small shared pieces: ids, cursors, key hashing, role permissions."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from supportdesk.errors import InvalidInput
+from supportdesk.kit.auth import PERMISSIONS, Permission, Principal, Role, generate_key, hash_key
+from supportdesk.kit.ids import new_id
+from supportdesk.kit.pagination import decode_cursor, encode_cursor
+
+
+class TestIds:
+    def test_ids_are_prefixed_and_increasing(self) -> None:
+        ids = [new_id("cus") for _ in range(2000)]
+        assert all(i.startswith("cus_") and len(i) == 30 for i in ids)
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
+
+
+class TestCursor:
+    @given(st.text(max_size=80))
+    def test_round_trip(self, value: str) -> None:
+        assert decode_cursor(encode_cursor(value)) == value
+
+    @pytest.mark.parametrize("bad", ["", "!!!", "e30", "W10", "bm90IGpzb24"])
+    def test_garbage_is_invalid_input(self, bad: str) -> None:
+        with pytest.raises(InvalidInput):
+            decode_cursor(bad)
+
+
+class TestKeys:
+    def test_generated_key_hash_matches(self) -> None:
+        key = generate_key()
+        assert key.secret.startswith("sdk_")
+        assert key.key_hash == hashlib.sha256(key.secret.encode()).hexdigest()
+        assert key.key_hash == hash_key(key.secret)
+        assert key.secret.startswith(key.prefix) and len(key.prefix) < len(key.secret) // 3
+
+    def test_every_permission_has_roles(self) -> None:
+        assert set(PERMISSIONS) == set(Permission)
+
+    def test_only_admin_manages_keys(self) -> None:
+        allowed = {r for r in Role if Principal("k", r, "c").may(Permission.manage_api_keys)}
+        assert allowed == {Role.admin}
+
+    def test_customer_scope_only_for_customer_role(self) -> None:
+        assert Principal("k", Role.customer, "cus_1").customer_scope == "cus_1"
+        assert Principal("k", Role.agent, None).customer_scope is None
