@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -178,3 +180,36 @@ def headers_for(make_key: MakeKey) -> Headers:
         return {"Authorization": f"Bearer {await make_key(role, customer_id)}"}
 
     return headers
+
+
+@asynccontextmanager
+async def live_client(
+    database_url: str, *, pool_size: int = 10, tmp_dir: Path | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on a real engine that commits, as in production (no rollback isolation).
+
+    Tests using it work on customers of their own, so what they commit stays apart.
+    """
+    settings = Settings(
+        database_url=database_url,
+        database_pool_size=pool_size,
+        database_max_overflow=pool_size,
+        attachments_dir=(tmp_dir or Path(tempfile.gettempdir())) / "attachments",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+
+
+async def live_admin_headers(database_url: str) -> dict[str, str]:
+    """An admin key committed to the database, for tests on the live app."""
+    engine = build_engine(Settings(database_url=database_url))
+    try:
+        async with async_sessionmaker(engine, expire_on_commit=False).begin() as session:
+            data = ApiKeyCreate.model_validate({"name": "live", "role": "admin"})
+            issued = await ApiKeyService(session).issue_key(data, issued_by=None)
+    finally:
+        await engine.dispose()
+    return {"Authorization": f"Bearer {issued.secret}"}

@@ -6,13 +6,33 @@ database in the working directory and the business rules of DOMAIN.md.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+import holidays
+from pydantic import Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from supportdesk.domain.billing import BillingSettings
+from supportdesk.domain.calendar import BusinessCalendar, WorkingRange
+from supportdesk.domain.groups import Severity, SupportGroup
+from supportdesk.domain.pricing import PriceList
+from supportdesk.domain.sla import SlaTarget, SlaTargets
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./supportdesk.db"
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOLIDAY_YEARS_AROUND = 10
+
+Ranges = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2}(\s*,\s*\d{1,2}:\d{2}\s*-\s*\d{1,2}:\d{2})*\s*$"
+    ),
+]
 
 
 class Settings(BaseSettings):
@@ -40,6 +60,56 @@ class Settings(BaseSettings):
         description="Apply migrations on `serve`; by default only on SQLite.",
     )
 
+    idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
+
+    # Business calendar of the desk (DOMAIN.md, "Business time").
+    timezone: str = "Europe/Berlin"
+    business_days: str = Field(default="mon,tue,wed,thu,fri", description="weekdays worked")
+    business_hours: Ranges = Field(
+        default="08:30-17:00", description="working ranges, e.g. 08:30-12:00,13:00-17:00"
+    )
+    holiday_country: str = "DE"
+    holiday_state: str | None = Field(
+        default=None, description="a federal state's holidays too, e.g. BY"
+    )
+    closed_dates: list[date] = Field(default_factory=list, description="extra closed dates")
+    vendor_timezone: str = "America/New_York"
+    vendor_business_hours: Ranges = "09:00-17:00"
+    installation_hours: Ranges = "07:00-18:00"
+
+    # Units and prices (DOMAIN.md, "Prepaid units").
+    unit_minutes: int = Field(default=15, ge=1, le=240)
+    minimum_billable_seconds: int | None = Field(default=None, ge=0)
+    merge_gap_seconds: int | None = Field(default=None, ge=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    list_price: Decimal = Field(default=Decimal("30.00"), gt=0, max_digits=12, decimal_places=2)
+    price_tiers: dict[int, Decimal] = Field(
+        default_factory=lambda: {10: Decimal("28.00"), 20: Decimal("26.00"), 50: Decimal("24.00")},
+        description='package size from which a unit price applies, e.g. {"10": "28.00"}',
+    )
+    warning_levels: list[int] = Field(default_factory=lambda: [4])
+
+    # First-response targets (DOMAIN.md, "Service-level targets").
+    sla_prompt_hours: Decimal = Field(default=Decimal(4), gt=0, description="contract, premium")
+    sla_critical_hours: Decimal = Field(default=Decimal(1), gt=0, description="their critical")
+    sla_standard_days: Decimal = Field(default=Decimal(2), gt=0, description="standard group")
+    sla_at_risk_percent: int = Field(default=75, ge=1, le=99)
+
+    @field_validator("business_days")
+    @classmethod
+    def _weekdays(cls, value: str) -> str:
+        days = [d.strip().lower() for d in value.split(",") if d.strip()]
+        if not days or any(d not in WEEKDAYS for d in days):
+            raise ValueError(f"business_days takes names from {', '.join(WEEKDAYS)}")
+        return ",".join(days)
+
+    @field_validator("warning_levels")
+    @classmethod
+    def _levels(cls, value: list[int]) -> list[int]:
+        if any(level < 0 for level in value):
+            raise ValueError("warning levels are unit counts, zero or more")
+        return sorted(set(value), reverse=True)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -52,3 +122,77 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+@dataclass(frozen=True)
+class BusinessRules:
+    """The configuration objects the domain core takes, built once from the settings."""
+
+    calendar: BusinessCalendar
+    vendor_calendar: BusinessCalendar
+    installation_calendar: BusinessCalendar
+    sla_targets: SlaTargets
+    at_risk_ratio: Decimal
+    billing: BillingSettings
+    price_list: PriceList
+    warning_levels: tuple[int, ...]
+
+
+def _weekly(time_zone: str, days: str, ranges: str, closed: frozenset[date]) -> BusinessCalendar:
+    worked = set(days.split(","))
+    day_ranges = WorkingRange.parse_many(ranges)
+    week = tuple(day_ranges if name in worked else () for name in WEEKDAYS)
+    return BusinessCalendar(time_zone, week, closed)
+
+
+def public_holidays(country: str, state: str | None, around: date) -> frozenset[date]:
+    """Public holidays (nation-wide, plus a federal state's when given) for the years
+    around ``around``, from the ``holidays`` package."""
+    years = range(around.year - HOLIDAY_YEARS_AROUND, around.year + HOLIDAY_YEARS_AROUND + 1)
+    return frozenset(holidays.country_holidays(country, subdiv=state, years=years).keys())
+
+
+def build_rules(settings: Settings, today: date | None = None) -> BusinessRules:
+    today = today or date.today()
+    closed = public_holidays(settings.holiday_country, settings.holiday_state, today)
+    closed |= frozenset(settings.closed_dates)
+    prompt = SlaTarget.hours(settings.sla_prompt_hours)
+    critical = SlaTarget.hours(settings.sla_critical_hours)
+    targets = SlaTargets.by_group(
+        {
+            SupportGroup.CONTRACT: prompt,
+            SupportGroup.PREMIUM: prompt,
+            SupportGroup.STANDARD: SlaTarget.days(settings.sla_standard_days),
+        },
+        {
+            (SupportGroup.CONTRACT, Severity.CRITICAL): critical,
+            (SupportGroup.PREMIUM, Severity.CRITICAL): critical,
+        },
+    )
+    seconds = settings.minimum_billable_seconds
+    gap = settings.merge_gap_seconds
+    return BusinessRules(
+        calendar=_weekly(
+            settings.timezone, settings.business_days, settings.business_hours, closed
+        ),
+        vendor_calendar=_weekly(
+            settings.vendor_timezone,
+            "mon,tue,wed,thu,fri",
+            settings.vendor_business_hours,
+            public_holidays("US", None, today),
+        ),
+        installation_calendar=_weekly(
+            settings.timezone, "mon,tue,wed,thu,fri", settings.installation_hours, closed
+        ),
+        sla_targets=targets,
+        at_risk_ratio=Decimal(settings.sla_at_risk_percent) / 100,
+        billing=BillingSettings(
+            unit_length=timedelta(minutes=settings.unit_minutes),
+            minimum_billable=timedelta(seconds=seconds) if seconds is not None else None,
+            merge_gap=timedelta(seconds=gap) if gap is not None else None,
+        ),
+        price_list=PriceList.from_mapping(
+            settings.list_price, settings.price_tiers, settings.currency
+        ),
+        warning_levels=tuple(settings.warning_levels),
+    )

@@ -110,8 +110,22 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+# Where the idempotency middleware leaves the transaction it owns for a request.
+OWNED_SESSION_STATE = "idempotent_session"
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's session and transaction: commit on success, roll back on error."""
+    """The request's session and transaction: commit on success, roll back on error.
+
+    When the idempotency middleware owns the transaction (a POST with an
+    ``Idempotency-Key``), the request works in a savepoint of it: an error undoes the
+    request's changes, and the middleware commits them together with the stored answer.
+    """
+    owned = request.scope.get("state", {}).get(OWNED_SESSION_STATE)
+    if isinstance(owned, AsyncSession):
+        async with owned.begin_nested():
+            yield owned
+        return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:

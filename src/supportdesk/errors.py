@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from supportdesk.domain.errors import ConflictError, DomainError, IllegalTransition, RuleViolation
+
 logger = logging.getLogger("supportdesk.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -152,6 +154,24 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _domain_status(exc: DomainError) -> tuple[int, str, str]:
+    if isinstance(exc, ConflictError):
+        return 409, "conflict", "Conflict"
+    if isinstance(exc, RuleViolation):
+        return 422, "business-rule", "Unprocessable Content"
+    return 422, "business-rule", "Unprocessable Content"
+
+
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Rules the domain core refuses: a clash with the object's state is 409, the rest 422."""
+    assert isinstance(exc, DomainError)
+    status, slug, title = _domain_status(exc)
+    extra: dict[str, Any] = {"code": type(exc).__name__}
+    if isinstance(exc, IllegalTransition):
+        extra["allowed"] = [str(state) for state in exc.allowed]
+    return problem_response(status, str(exc), slug=slug, title=title, extra=extra)
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
@@ -185,6 +205,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from supportdesk import __version__
 from supportdesk.api_keys.endpoints import router as api_keys_router
-from supportdesk.config import Settings, get_settings
+from supportdesk.config import Settings, build_rules, get_settings
 from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
 from supportdesk.health.endpoints import router as health_router
+from supportdesk.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
+from supportdesk.kit.idempotency import IdempotencyMiddleware, IdempotencyPolicy
+from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
 
 DESCRIPTION = """\
@@ -53,7 +58,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
+    app.state.rules = build_rules(settings)
     install_error_handlers(app)
-    for router in (health_router, api_keys_router, customers_router, products_router):
+    app.add_middleware(
+        IdempotencyMiddleware,
+        policy=IdempotencyPolicy(retention=timedelta(hours=settings.idempotency_retention_hours)),
+    )
+    for router in (
+        health_router,
+        api_keys_router,
+        customers_router,
+        products_router,
+        ledger_router,
+    ):
         app.include_router(router)
+    _document_idempotency(app)
     return app
+
+
+def _document_idempotency(app: FastAPI) -> None:
+    """Every POST takes ``Idempotency-Key``; the middleware handles it, the schema says so."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for item in schema.get("paths", {}).values():
+            operation = item.get("post")
+            if operation is None:
+                continue
+            operation.setdefault("parameters", []).append(
+                {
+                    "name": IDEMPOTENCY_HEADER,
+                    "in": "header",
+                    "required": False,
+                    "description": (
+                        "Makes the POST safe to retry: the same key with the same request "
+                        "returns the first answer and changes nothing (header "
+                        "`Idempotent-Replayed: true`); with another request → 422; while "
+                        "the first is still running → 409. Keys are kept 24 hours, per API key."
+                    ),
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

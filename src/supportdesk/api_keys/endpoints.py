@@ -27,7 +27,8 @@ async def create_api_key(
     body: ApiKeyCreate, principal: Admin, session: SessionDep
 ) -> ApiKeyCreated:
     issued = await ApiKeyService(session).issue_key(body, issued_by=principal.key_id)
-    return ApiKeyCreated.model_validate({**_read(issued.key), "key": issued.secret})
+    shown = ApiKeyRead.model_validate(issued.key).model_dump()
+    return ApiKeyCreated(**shown, key=issued.secret)
 
 
 @router.get(
@@ -60,7 +61,3 @@ async def get_api_key(key_id: KeyId, _: Admin, session: SessionDep) -> ApiKeyRea
 async def revoke_api_key(key_id: KeyId, _: Admin, session: SessionDep) -> Response:
     await ApiKeyService(session).revoke_key(key_id)
     return Response(status_code=204)
-
-
-def _read(key: object) -> dict[str, object]:
-    return ApiKeyRead.model_validate(key).model_dump()

@@ -25,14 +25,15 @@ ContactId = Annotated[str, Path(max_length=40)]
 
 
 def _read(standing: CustomerStanding) -> CustomerRead:
-    return CustomerRead.model_validate(
-        {
-            **{k: getattr(standing.customer, k) for k in ("id", "name", "external_ref")},
-            "unit_balance": standing.customer.unit_balance,
-            "created_at": standing.customer.created_at,
-            "updated_at": standing.customer.updated_at,
-            "support_group": standing.support_group.value,
-        }
+    customer = standing.customer
+    return CustomerRead(
+        id=customer.id,
+        name=customer.name,
+        external_ref=customer.external_ref,
+        support_group=standing.support_group,
+        unit_balance=customer.unit_balance,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
     )
 
 

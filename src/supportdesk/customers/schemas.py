@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
+from supportdesk.domain.groups import SupportGroup
 from supportdesk.kit.schemas import RequestModel, ResponseModel
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -17,12 +17,6 @@ Email = Annotated[
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$")
 ]
-
-
-class SupportGroupName(StrEnum):
-    contract = "contract"
-    premium = "premium"
-    standard = "standard"
 
 
 class CustomerCreate(RequestModel):
@@ -48,7 +42,7 @@ class CustomerRead(ResponseModel):
     id: str
     name: str
     external_ref: str | None
-    support_group: SupportGroupName = Field(
+    support_group: SupportGroup = Field(
         description="The customer's standing now: contract, premium or standard."
     )
     unit_balance: int = Field(description="Prepaid units left.")

@@ -78,11 +78,14 @@ async def fetch_page(
     stmt: Select[Any],
     key: InstrumentedAttribute[str],
     params: PageParams,
+    *,
+    descending: bool = False,
 ) -> tuple[list[Any], str | None]:
     """One page of ``stmt`` ordered by the unique string column ``key``."""
     if params.after is not None:
-        stmt = stmt.where(key > params.after)
-    rows = list((await session.scalars(stmt.order_by(key).limit(params.limit + 1))).all())
+        stmt = stmt.where(key < params.after if descending else key > params.after)
+    order = key.desc() if descending else key.asc()
+    rows = list((await session.scalars(stmt.order_by(order).limit(params.limit + 1))).all())
     if len(rows) <= params.limit:
         return rows, None
     rows = rows[: params.limit]

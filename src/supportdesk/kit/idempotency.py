@@ -1,0 +1,363 @@
+"""``Idempotency-Key`` for every POST of the API, in one place.
+
+A POST that carries the header is run at most once per (caller, key):
+
+1. The key is *claimed* in a short transaction of its own (state ``running``, with a
+   lease kept alive while the request runs). A concurrent request with the same key
+   sees the claim and gets 409; one with the same key and a different request gets 422.
+2. The request runs in a transaction owned by this middleware. Its response is captured
+   and written to the record **in the same transaction** as the request's own changes,
+   so "the change happened" and "its answer is stored" commit together or not at all.
+3. A retry then gets the stored answer (status, headers, body) with
+   ``Idempotent-Replayed: true``; nothing is done twice.
+
+Answers with 5xx, and 401 (no valid key, so no scope to store under), are not stored:
+the claim is released so that the client may try again. A claim whose process died is
+taken over once its lease has run out; since the changes and the stored answer commit
+together, a dead request left no changes behind.
+
+The scope is the SHA-256 of the ``Authorization`` header, so two API keys never share
+an idempotency key space and the secret itself is never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from supportdesk.db import OWNED_SESSION_STATE
+from supportdesk.errors import problem_response
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.repository import Repository
+from supportdesk.models import IdempotencyRecord
+
+logger = logging.getLogger("supportdesk.idempotency")
+
+HEADER = "Idempotency-Key"
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+_SPOOL_IN_MEMORY = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class ClaimOutcome(StrEnum):
+    ACQUIRED = "acquired"
+    REPLAY = "replay"
+    IN_PROGRESS = "in_progress"
+    MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    record: IdempotencyRecord | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyPolicy:
+    retention: timedelta = timedelta(hours=24)
+    lease: timedelta = timedelta(seconds=30)
+
+
+class IdempotencyRepository(Repository):
+    async def claim(
+        self, scope: str, key: str, fingerprint: str, now: datetime, policy: IdempotencyPolicy
+    ) -> Claim:
+        record = await self.session.get(IdempotencyRecord, (scope, key), with_for_update=True)
+        if record is None:
+            record = IdempotencyRecord(scope=scope, key=key)
+            self._start(record, fingerprint, now, policy)
+            try:
+                async with self.session.begin_nested():
+                    self.session.add(record)
+                    await self.session.flush()
+            except IntegrityError:
+                # Another request inserted the same key a moment ago and is running.
+                return Claim(ClaimOutcome.IN_PROGRESS)
+            return Claim(ClaimOutcome.ACQUIRED, record)
+        if record.expires_at <= now:
+            self._start(record, fingerprint, now, policy)
+            await self.session.flush()
+            return Claim(ClaimOutcome.ACQUIRED, record)
+        if record.fingerprint != fingerprint:
+            return Claim(ClaimOutcome.MISMATCH, record)
+        if record.state == "done":
+            return Claim(ClaimOutcome.REPLAY, record)
+        if record.locked_until > now:
+            return Claim(ClaimOutcome.IN_PROGRESS, record)
+        # The first attempt died without committing anything: take its place.
+        self._start(record, fingerprint, now, policy)
+        await self.session.flush()
+        return Claim(ClaimOutcome.ACQUIRED, record)
+
+    @staticmethod
+    def _start(
+        record: IdempotencyRecord, fingerprint: str, now: datetime, policy: IdempotencyPolicy
+    ) -> None:
+        record.fingerprint = fingerprint
+        record.state = "running"
+        record.response_status = None
+        record.response_headers = None
+        record.response_body = None
+        record.created_at = now
+        record.locked_until = now + policy.lease
+        record.expires_at = now + policy.retention
+
+    async def extend_lease(self, scope: str, key: str, until: datetime) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.scope == scope,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "running",
+            )
+            .values(locked_until=until)
+        )
+
+    async def complete(
+        self, scope: str, key: str, status: int, headers: list[tuple[str, str]], body: bytes
+    ) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+            .values(
+                state="done",
+                response_status=status,
+                response_headers=json.dumps(headers),
+                response_body=body,
+            )
+        )
+
+    async def release(self, scope: str, key: str) -> None:
+        await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.state == "running",
+            )
+        )
+
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class _Captured:
+    """The app's response, held back until the transaction has committed."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = bytearray()
+        self.complete = False
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                self.complete = True
+
+    @property
+    def storable(self) -> bool:
+        return self.complete and self.status < 500 and self.status != 401
+
+    def text_headers(self) -> list[tuple[str, str]]:
+        return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
+
+
+async def _send_response(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_problem(send: Send, status: int, detail: str, **kw: Any) -> None:
+    response = problem_response(status, detail, **kw)
+    await _send_response(send, status, response.raw_headers, bytes(response.body))
+
+
+Spool = tempfile.SpooledTemporaryFile[bytes]
+
+
+async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, str]:
+    """Read the body to a spooled file (memory up to 1 MiB, then disk) and fingerprint it."""
+    digest = hashlib.sha256()
+    headers = Headers(scope=scope)
+    for part in (
+        scope["method"],
+        scope["path"],
+        scope.get("query_string", b"").decode("latin-1"),
+        headers.get("content-type", ""),
+        key,
+    ):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    spool: Spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        digest.update(chunk)
+        spool.write(chunk)
+        if not message.get("more_body", False):
+            break
+    spool.seek(0)
+    return spool, digest.hexdigest()
+
+
+def _replaying_receive(spool: Spool, receive: Receive) -> Receive:
+    done = False
+
+    async def replay() -> Message:
+        nonlocal done
+        if done:
+            return await receive()
+        chunk = spool.read(_CHUNK)
+        more = len(chunk) == _CHUNK
+        done = not more
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    return replay
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, policy: IdempotencyPolicy | None = None) -> None:
+        self.app = app
+        self.policy = policy or IdempotencyPolicy()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        key = headers.get(HEADER)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not _KEY_PATTERN.match(key):
+            await _send_problem(
+                send,
+                422,
+                f"{HEADER} must be 1 to 255 visible ASCII characters.",
+                slug="validation-error",
+                title="Unprocessable Content",
+                extra={"errors": [{"loc": ["header", HEADER], "msg": "invalid idempotency key"}]},
+            )
+            return
+        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
+        caller = hashlib.sha256(headers.get("authorization", "").encode("latin-1")).hexdigest()
+        spool, fingerprint = await _spool_body(receive, scope, key)
+        with spool:
+            async with sessionmaker() as session:
+                claim = await IdempotencyRepository(session).claim(
+                    caller, key, fingerprint, utcnow(), self.policy
+                )
+                await session.commit()
+            if claim.outcome is ClaimOutcome.ACQUIRED:
+                await self._run(scope, _replaying_receive(spool, receive), send, caller, key)
+            elif claim.outcome is ClaimOutcome.REPLAY:
+                assert claim.record is not None
+                await self._replay(send, claim.record)
+            elif claim.outcome is ClaimOutcome.MISMATCH:
+                await _send_problem(
+                    send,
+                    422,
+                    f"This {HEADER} was used for a different request.",
+                    slug="idempotency-key-reused",
+                    title="Idempotency key reused",
+                )
+            else:
+                await _send_problem(
+                    send,
+                    409,
+                    f"A request with this {HEADER} is still being processed; retry later.",
+                    slug="idempotency-in-progress",
+                    title="Request in progress",
+                    headers={"Retry-After": "1"},
+                )
+
+    async def _replay(self, send: Send, record: IdempotencyRecord) -> None:
+        stored = json.loads(record.response_headers or "[]")
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored]
+        raw.append((b"idempotent-replayed", b"true"))
+        await _send_response(send, record.response_status or 200, raw, record.response_body or b"")
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, caller: str, key: str) -> None:
+        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
+        captured = _Captured()
+        committed = False
+        async with self._lease(sessionmaker, caller, key), sessionmaker() as session:
+            scope.setdefault("state", {})[OWNED_SESSION_STATE] = session
+            try:
+                await self.app(scope, receive, captured.send)
+                if captured.storable:
+                    await IdempotencyRepository(session).complete(
+                        caller, key, captured.status, captured.text_headers(), bytes(captured.body)
+                    )
+                    await session.commit()
+                    committed = True
+                else:
+                    await session.rollback()
+            finally:
+                if not committed:
+                    await session.rollback()
+                    await self._release(sessionmaker, caller, key)
+        await _send_response(send, captured.status, captured.headers, bytes(captured.body))
+
+    @contextlib.asynccontextmanager
+    async def _lease(
+        self, sessionmaker: async_sessionmaker[AsyncSession], caller: str, key: str
+    ) -> AsyncIterator[None]:
+        """Keep the claim alive while the request runs, so no retry takes it over."""
+
+        async def renew() -> None:
+            interval = self.policy.lease.total_seconds() / 3
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    async with sessionmaker() as session:
+                        await IdempotencyRepository(session).extend_lease(
+                            caller, key, utcnow() + self.policy.lease
+                        )
+                        await session.commit()
+                except Exception:  # the next renewal tries again
+                    logger.warning("could not renew the idempotency lease", exc_info=True)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _release(
+        self, sessionmaker: async_sessionmaker[AsyncSession], caller: str, key: str
+    ) -> None:
+        try:
+            async with sessionmaker() as session:
+                await IdempotencyRepository(session).release(caller, key)
+                await session.commit()
+        except Exception:  # the lease runs out and a retry takes the claim over
+            logger.warning("could not release an idempotency claim", exc_info=True)

@@ -1,0 +1,217 @@
+"""Use cases of the prepaid-unit ledger: buy, debit, reverse, read the balance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from supportdesk.config import BusinessRules
+from supportdesk.customers.repository import CustomerRepository
+from supportdesk.domain.errors import InsufficientBalance
+from supportdesk.domain.ledger import EntryKind, reversal_effect, split_debit, warning_crossings
+from supportdesk.domain.pricing import list_price_amount, price_package
+from supportdesk.errors import NotFound
+from supportdesk.events.service import EventRecorder
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import new_id
+from supportdesk.kit.pagination import PageParams
+from supportdesk.ledger.repository import LedgerRepository
+from supportdesk.ledger.schemas import entry_read
+from supportdesk.models import Customer, LedgerEntry
+
+
+@dataclass(frozen=True)
+class Balance:
+    customer_id: str
+    balance: int
+    warning_levels: tuple[int, ...]
+    as_of: datetime | None
+
+    @property
+    def warning_threshold(self) -> int:
+        return max(self.warning_levels, default=0)
+
+    @property
+    def low(self) -> bool:
+        return bool(self.warning_levels) and self.balance <= self.warning_threshold
+
+
+def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ...]:
+    if customer.unit_warning_levels is None:
+        return rules.warning_levels
+    return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
+
+
+class LedgerService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        rules: BusinessRules,
+        *,
+        scope: str | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self.rules = rules
+        self.actor = actor
+        self.ledger = LedgerRepository(session)
+        self.customers = CustomerRepository(session, scope)
+        self.events = EventRecorder(session)
+
+    async def _customer(self, customer_id: str) -> Customer:
+        customer = await self.customers.get_by_id(customer_id)
+        if customer is None:
+            raise NotFound.of("customer", customer_id)
+        return customer
+
+    def _entry(self, customer_id: str, kind: EntryKind, balance_after: int) -> LedgerEntry:
+        now = utcnow()
+        return LedgerEntry(
+            id=new_id("led"),
+            customer_id=customer_id,
+            kind=kind.value,
+            units_debited=0,
+            units_billed_at_list_price=0,
+            currency=self.rules.price_list.currency,
+            balance_after=balance_after,
+            recorded_at=now,
+            effective_at=now,
+            created_by=self.actor,
+        )
+
+    async def _record(self, entry: LedgerEntry) -> LedgerEntry:
+        await self.ledger.add(entry, conflict=f"entry {entry.reverses_id} is reversed already")
+        self.events.record(
+            "ledger.entry_created",
+            resource_type="ledger_entry",
+            resource_id=entry.id,
+            customer_id=entry.customer_id,
+            data=entry_read(entry).model_dump(mode="json"),
+        )
+        return entry
+
+    async def get_balance(self, customer_id: str, as_of: datetime | None = None) -> Balance:
+        customer = await self._customer(customer_id)
+        balance = (
+            customer.unit_balance
+            if as_of is None
+            else await self.ledger.balance_as_of(customer_id, as_of)
+        )
+        return Balance(customer_id, balance, warning_levels_of(customer, self.rules), as_of)
+
+    async def buy_units(
+        self, customer_id: str, units: int, reference: str | None = None
+    ) -> LedgerEntry:
+        """A package of units, priced at its bracket of the tiered price list."""
+        await self._customer(customer_id)
+        price = price_package(units, self.rules.price_list)
+        applied = await self.ledger.add_units(customer_id, units)
+        if applied is None:
+            raise NotFound.of("customer", customer_id)
+        entry = self._entry(customer_id, EntryKind.PURCHASE, applied[0])
+        entry.units, entry.change = units, applied[1]
+        entry.unit_price, entry.amount = price.unit_price, price.amount
+        entry.reference = reference
+        entry.cause_type, entry.cause_id = "purchase", reference
+        return await self._record(entry)
+
+    async def debit_units(
+        self,
+        customer_id: str,
+        units: int,
+        reference: str | None = None,
+        *,
+        cause_type: str = "manual",
+        cause_id: str | None = None,
+        effective_at: datetime | None = None,
+    ) -> LedgerEntry:
+        """Take ``units`` from the balance as far as it goes; the rest is billed at list price.
+
+        One atomic update applies the debit and reports what it took, so concurrent
+        debits never overdraw and never lose a unit; warnings fire once per level crossed.
+        """
+        customer = await self._customer(customer_id)
+        applied = await self.ledger.take_units(customer_id, units)
+        if applied is None:
+            raise NotFound.of("customer", customer_id)
+        balance_after, change = applied
+        split = split_debit(units, balance_after - change)
+        entry = self._entry(customer_id, EntryKind.DEBIT, balance_after)
+        entry.units, entry.change = units, change
+        entry.units_debited = split.from_prepaid
+        entry.units_billed_at_list_price = split.at_list_price
+        entry.list_price_amount = list_price_amount(split.at_list_price, self.rules.price_list)
+        entry.reference = reference
+        entry.cause_type, entry.cause_id = cause_type, cause_id or reference
+        if effective_at is not None:
+            entry.effective_at = effective_at
+        await self._record(entry)
+        levels = warning_levels_of(customer, self.rules)
+        for level in warning_crossings(balance_after - change, balance_after, levels):
+            self.events.record(
+                "ledger.low_balance",
+                resource_type="customer",
+                resource_id=customer_id,
+                customer_id=customer_id,
+                data={
+                    "customer_id": customer_id,
+                    "balance": balance_after,
+                    "level": level,
+                    "warning_threshold": max(levels),
+                    "entry_id": entry.id,
+                },
+            )
+        return entry
+
+    async def reverse_entry(
+        self, customer_id: str, entry_id: str, reference: str | None = None
+    ) -> LedgerEntry:
+        """Undo exactly what one entry did, once; purchased units already used stay used."""
+        target = await self.ledger.get_entry(customer_id, entry_id)
+        if target is None:
+            raise NotFound.of("ledger entry", entry_id)
+        already = await self.ledger.get_reversal_of(entry_id) is not None
+        balance = await self.ledger.balance(customer_id) or 0
+        change = reversal_effect(
+            EntryKind(target.kind), target.change, balance, already_reversed=already
+        )
+        # The read above gives a clear error; the conditional update is the guard.
+        applied = (
+            await self.ledger.remove_units(customer_id, -change)
+            if change < 0
+            else await self.ledger.add_units(customer_id, change)
+        )
+        if applied is None:
+            raise InsufficientBalance(
+                f"reversing this entry takes {-change} units; the balance no longer holds them"
+            )
+        entry = self._entry(customer_id, EntryKind.REVERSAL, applied[0])
+        entry.units, entry.change = target.units, applied[1]
+        entry.units_debited = target.units_debited
+        entry.units_billed_at_list_price = target.units_billed_at_list_price
+        entry.unit_price = target.unit_price
+        entry.amount = _negated(target.amount)
+        entry.list_price_amount = _negated(target.list_price_amount)
+        entry.reverses_id = target.id
+        entry.reference = reference
+        entry.cause_type, entry.cause_id = "reversal", target.id
+        return await self._record(entry)
+
+    async def get_entry(self, customer_id: str, entry_id: str) -> LedgerEntry:
+        await self._customer(customer_id)
+        entry = await self.ledger.get_entry(customer_id, entry_id)
+        if entry is None:
+            raise NotFound.of("ledger entry", entry_id)
+        return entry
+
+    async def list_entries(
+        self, customer_id: str, params: PageParams
+    ) -> tuple[list[LedgerEntry], str | None]:
+        await self._customer(customer_id)
+        return await self.ledger.list_for_customer(customer_id, params)
+
+
+def _negated(amount: Decimal | None) -> Decimal | None:
+    return None if amount is None else -amount
