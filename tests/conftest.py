@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 from supportdesk import migrate
 from supportdesk.api_keys.schemas import ApiKeyCreate
 from supportdesk.api_keys.service import ApiKeyService
-from supportdesk.config import Settings
+from supportdesk.config import BusinessRules, Settings, build_rules
 from supportdesk.db import build_engine
 from supportdesk.main import create_app
 
@@ -103,6 +103,11 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = build_engine(Settings(database_url=database_url))
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def rules() -> BusinessRules:
+    return build_rules(Settings())
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,7 +20,11 @@ from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
 from supportdesk.health.endpoints import router as health_router
 from supportdesk.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
-from supportdesk.kit.idempotency import IdempotencyMiddleware, IdempotencyPolicy
+from supportdesk.kit.idempotency import (
+    IdempotencyMiddleware,
+    IdempotencyPolicy,
+    purge_idempotency_records,
+)
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
 
@@ -45,9 +51,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
+        housekeeping = asyncio.create_task(purge_idempotency_records(app.state.sessionmaker))
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             await engine.dispose()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.idempotency import IdempotencyRepository
 from supportdesk.models import Customer, IdempotencyRecord
 
 
@@ -167,3 +168,22 @@ class TestScope:
         for operation in posts:
             names = [p["name"] for p in operation.get("parameters", [])]
             assert "Idempotency-Key" in names
+
+
+class TestRetention:
+    async def test_purge_removes_only_expired_records(
+        self, client: httpx.AsyncClient, admin, session: AsyncSession
+    ) -> None:
+        for key in ("old", "fresh"):
+            headers = {**admin, "Idempotency-Key": key}
+            await client.post("/api/v1/customers", json={"name": key}, headers=headers)
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == "old")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        purged = await IdempotencyRepository(session).purge_expired(utcnow())
+        assert purged >= 1
+        left = (await session.scalars(select(IdempotencyRecord.key))).all()
+        assert "fresh" in left
+        assert "old" not in left

@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from supportdesk.events.repository import EventRepository
+
 PROBLEM = "application/problem+json"
 
 
@@ -279,15 +281,42 @@ class TestLowBalanceEvents:
             await post_entry(client, customer_id, admin, kind="debit", units=units)
         await post_entry(client, customer_id, admin, kind="purchase", units=10)  # 13, above again
         await post_entry(client, customer_id, admin, kind="debit", units=12)  # crosses again
-        rows = (
-            await session.execute(
-                text(
-                    "SELECT data FROM events WHERE type = 'ledger.low_balance' AND customer_id = :c"
-                ),
-                {"c": customer_id},
-            )
-        ).all()
-        assert len(rows) == 2
+        events = await EventRepository(session).list_of_type(
+            "ledger.low_balance", customer_id=customer_id
+        )
+        assert [event.data["balance"] for event in events] == [4, 1]
+
+
+class TestWarningLevels:
+    async def test_customer_levels_override_the_default(
+        self, client: httpx.AsyncClient, admin, session: AsyncSession
+    ) -> None:
+        created = await client.post(
+            "/api/v1/customers",
+            json={"name": "Careful", "unit_warning_levels": [4, 10]},
+            headers=admin,
+        )
+        customer = created.json()
+        assert customer["unit_warning_levels"] == [10, 4]
+        await post_entry(client, customer["id"], admin, kind="purchase", units=20)
+        ledger = await client.get(f"/api/v1/customers/{customer['id']}/ledger", headers=admin)
+        assert ledger.json()["warning_threshold"] == 10
+        assert ledger.json()["warning_levels"] == [10, 4]
+        await post_entry(client, customer["id"], admin, kind="debit", units=17)  # 20 -> 3
+        events = await EventRepository(session).list_of_type(
+            "ledger.low_balance", customer_id=customer["id"]
+        )
+        assert sorted(event.data["level"] for event in events) == [4, 10]
+
+    async def test_levels_can_be_changed_and_reset(self, client: httpx.AsyncClient, admin) -> None:
+        customer_id = await new_customer(client, admin)
+        url = f"/api/v1/customers/{customer_id}"
+        changed = await client.patch(url, json={"unit_warning_levels": [2]}, headers=admin)
+        assert changed.json()["unit_warning_levels"] == [2]
+        reset = await client.patch(url, json={"unit_warning_levels": None}, headers=admin)
+        assert reset.json()["unit_warning_levels"] == [4]
+        bad = await client.patch(url, json={"unit_warning_levels": [-1]}, headers=admin)
+        assert bad.status_code == 422
 
 
 class TestAppendOnly:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.api_keys.repository import ApiKeyRepository
 from supportdesk.api_keys.schemas import ApiKeyCreate
 from supportdesk.api_keys.service import ApiKeyService
+from supportdesk.config import Settings, build_rules
 from supportdesk.customers.repository import CustomerRepository
 from supportdesk.customers.schemas import CustomerCreate
 from supportdesk.customers.service import CustomerService
@@ -22,7 +23,7 @@ from supportdesk.models import Customer
 
 
 async def _customer(session: AsyncSession, name: str, ref: str | None = None) -> str:
-    standing = await CustomerService(session).register_customer(
+    standing = await CustomerService(session, build_rules(Settings())).register_customer(
         CustomerCreate(name=name, external_ref=ref)
     )
     return standing.customer.id

@@ -15,6 +15,7 @@ from supportdesk.customers.service import CustomerService, CustomerStanding
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.rules import RulesDep
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
@@ -32,6 +33,7 @@ def _read(standing: CustomerStanding) -> CustomerRead:
         external_ref=customer.external_ref,
         support_group=standing.support_group,
         unit_balance=customer.unit_balance,
+        unit_warning_levels=list(standing.warning_levels),
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )
@@ -44,8 +46,10 @@ def _read(standing: CustomerStanding) -> CustomerRead:
     name="customers_create",
     responses=problem_responses(401, 403, 409, 422),
 )
-async def create_customer(body: CustomerCreate, _: Writer, session: SessionDep) -> CustomerRead:
-    return _read(await CustomerService(session).register_customer(body))
+async def create_customer(
+    body: CustomerCreate, _: Writer, session: SessionDep, rules: RulesDep
+) -> CustomerRead:
+    return _read(await CustomerService(session, rules).register_customer(body))
 
 
 @router.get(
@@ -57,10 +61,11 @@ async def create_customer(body: CustomerCreate, _: Writer, session: SessionDep) 
 async def list_customers(
     principal: Reader,
     session: SessionDep,
+    rules: RulesDep,
     page: PageDep,
     external_ref: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[CustomerRead]:
-    service = CustomerService(session, scope=principal.customer_scope)
+    service = CustomerService(session, rules, scope=principal.customer_scope)
     rows, next_cursor = await service.list_customers(page, external_ref=external_ref)
     return Page(items=[_read(r) for r in rows], next_cursor=next_cursor)
 
@@ -72,9 +77,9 @@ async def list_customers(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_customer(
-    customer_id: CustomerId, principal: Reader, session: SessionDep
+    customer_id: CustomerId, principal: Reader, session: SessionDep, rules: RulesDep
 ) -> CustomerRead:
-    service = CustomerService(session, scope=principal.customer_scope)
+    service = CustomerService(session, rules, scope=principal.customer_scope)
     return _read(await service.get_customer(customer_id))
 
 
@@ -85,9 +90,9 @@ async def get_customer(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def update_customer(
-    customer_id: CustomerId, body: CustomerUpdate, _: Writer, session: SessionDep
+    customer_id: CustomerId, body: CustomerUpdate, _: Writer, session: SessionDep, rules: RulesDep
 ) -> CustomerRead:
-    return _read(await CustomerService(session).update_customer(customer_id, body))
+    return _read(await CustomerService(session, rules).update_customer(customer_id, body))
 
 
 @router.post(
@@ -98,9 +103,11 @@ async def update_customer(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def create_contact(
-    customer_id: CustomerId, body: ContactCreate, _: Writer, session: SessionDep
+    customer_id: CustomerId, body: ContactCreate, _: Writer, session: SessionDep, rules: RulesDep
 ) -> ContactRead:
-    return ContactRead.model_validate(await CustomerService(session).add_contact(customer_id, body))
+    return ContactRead.model_validate(
+        await CustomerService(session, rules).add_contact(customer_id, body)
+    )
 
 
 @router.get(
@@ -110,9 +117,9 @@ async def create_contact(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def list_contacts(
-    customer_id: CustomerId, principal: Reader, session: SessionDep, page: PageDep
+    customer_id: CustomerId, principal: Reader, session: SessionDep, rules: RulesDep, page: PageDep
 ) -> Page[ContactRead]:
-    service = CustomerService(session, scope=principal.customer_scope)
+    service = CustomerService(session, rules, scope=principal.customer_scope)
     rows, next_cursor = await service.list_contacts(customer_id, page)
     return Page(items=[ContactRead.model_validate(c) for c in rows], next_cursor=next_cursor)
 
@@ -124,7 +131,11 @@ async def list_contacts(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_contact(
-    customer_id: CustomerId, contact_id: ContactId, principal: Reader, session: SessionDep
+    customer_id: CustomerId,
+    contact_id: ContactId,
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
 ) -> ContactRead:
-    service = CustomerService(session, scope=principal.customer_scope)
+    service = CustomerService(session, rules, scope=principal.customer_scope)
     return ContactRead.model_validate(await service.get_contact(customer_id, contact_id))

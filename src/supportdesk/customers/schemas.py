@@ -14,6 +14,14 @@ Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
+WarningLevels = Annotated[
+    list[Annotated[int, Field(ge=0, le=100_000)]],
+    Field(
+        max_length=10,
+        description="Low-balance warning levels in units; null: the desk's default levels.",
+        examples=[[10, 4]],
+    ),
+]
 Phone = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$")
 ]
@@ -24,11 +32,13 @@ class CustomerCreate(RequestModel):
     external_ref: ExternalRef | None = Field(
         default=None, description="The customer's id in a CRM; unique.", examples=["CRM-4711"]
     )
+    unit_warning_levels: WarningLevels | None = None
 
 
 class CustomerUpdate(RequestModel):
     name: Name | None = None
     external_ref: ExternalRef | None = None
+    unit_warning_levels: WarningLevels | None = None
 
     @field_validator("name")
     @classmethod
@@ -46,6 +56,9 @@ class CustomerRead(ResponseModel):
         description="The customer's standing now: contract, premium or standard."
     )
     unit_balance: int = Field(description="Prepaid units left.")
+    unit_warning_levels: list[int] = Field(
+        description="Balances at or below which the customer is warned, highest first."
+    )
     created_at: datetime
     updated_at: datetime
 

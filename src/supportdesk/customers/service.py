@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from supportdesk.config import BusinessRules
 from supportdesk.customers.repository import ContactRepository, CustomerRepository
 from supportdesk.customers.schemas import ContactCreate, CustomerCreate, CustomerUpdate
 from supportdesk.domain.groups import SupportGroup, support_group
@@ -22,18 +23,34 @@ class CustomerStanding:
 
     customer: Customer
     support_group: SupportGroup
+    warning_levels: tuple[int, ...]
+
+
+def encode_levels(levels: list[int] | None) -> str | None:
+    return None if levels is None else ",".join(str(n) for n in sorted(set(levels), reverse=True))
+
+
+def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ...]:
+    """The customer's own low-balance levels, else the desk's default levels."""
+    if customer.unit_warning_levels is None:
+        return rules.warning_levels
+    return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
 
 
 class CustomerService:
-    def __init__(self, session: AsyncSession, *, scope: str | None = None) -> None:
+    def __init__(
+        self, session: AsyncSession, rules: BusinessRules, *, scope: str | None = None
+    ) -> None:
+        self.rules = rules
         self.customers = CustomerRepository(session, scope)
         self.contacts = ContactRepository(session, scope)
 
     def _standing(self, customer: Customer) -> CustomerStanding:
         # Maintenance contracts join the standing with the contracts resource; until a
         # customer has one, balance alone decides between premium and standard.
-        group = support_group((), customer.unit_balance, utcnow().date())
-        return CustomerStanding(customer=customer, support_group=group)
+        today = self.rules.calendar.local_date(utcnow())
+        group = support_group((), customer.unit_balance, today)
+        return CustomerStanding(customer, group, warning_levels_of(customer, self.rules))
 
     async def _require(self, customer_id: str) -> Customer:
         customer = await self.customers.get_by_id(customer_id)
@@ -48,6 +65,7 @@ class CustomerService:
             name=data.name,
             external_ref=data.external_ref,
             unit_balance=0,
+            unit_warning_levels=encode_levels(data.unit_warning_levels),
             created_at=now,
             updated_at=now,
         )
@@ -66,6 +84,8 @@ class CustomerService:
     async def update_customer(self, customer_id: str, data: CustomerUpdate) -> CustomerStanding:
         customer = await self._require(customer_id)
         changes = data.model_dump(exclude_unset=True)
+        if "unit_warning_levels" in changes:
+            changes["unit_warning_levels"] = encode_levels(changes["unit_warning_levels"])
         for field, value in changes.items():
             setattr(customer, field, value)
         if changes:

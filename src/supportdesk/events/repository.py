@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
 from supportdesk.kit.repository import Repository
@@ -21,7 +19,7 @@ class EventRepository(Repository):
         )
         return list((await self.session.scalars(stmt)).all())
 
-    async def list_of_type(self, event_type: str, *, customer_id: str | None = None) -> list[Any]:
+    async def list_of_type(self, event_type: str, *, customer_id: str | None = None) -> list[Event]:
         stmt = select(Event).where(Event.type == event_type)
         if customer_id is not None:
             stmt = stmt.where(Event.customer_id == customer_id)

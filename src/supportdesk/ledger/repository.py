@@ -56,6 +56,10 @@ class LedgerRepository(Repository):
         row = (await self.session.execute(stmt)).one_or_none()
         return None if row is None else (int(row[0]), int(row[1]))
 
+    def add_entry(self, entry: LedgerEntry) -> None:
+        """Stage an entry; it is written with the transaction's next flush or commit."""
+        self.session.add(entry)
+
     async def balance(self, customer_id: str) -> int | None:
         stmt = select(Customer.unit_balance).where(Customer.id == customer_id)
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules
 from supportdesk.customers.repository import CustomerRepository
+from supportdesk.customers.service import warning_levels_of
 from supportdesk.domain.errors import InsufficientBalance
 from supportdesk.domain.ledger import EntryKind, reversal_effect, split_debit, warning_crossings
 from supportdesk.domain.pricing import list_price_amount, price_package
@@ -37,12 +38,6 @@ class Balance:
     @property
     def low(self) -> bool:
         return bool(self.warning_levels) and self.balance <= self.warning_threshold
-
-
-def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ...]:
-    if customer.unit_warning_levels is None:
-        return rules.warning_levels
-    return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
 
 
 class LedgerService:
@@ -82,7 +77,14 @@ class LedgerService:
         )
 
     async def _record(self, entry: LedgerEntry) -> LedgerEntry:
-        await self.ledger.add(entry, conflict=f"entry {entry.reverses_id} is reversed already")
+        if entry.reverses_id is None:
+            # Ids are unique by construction: no savepoint, so the customer row, locked by
+            # the balance update, is held for as few round trips as possible.
+            self.ledger.add_entry(entry)
+        else:
+            # The unique index on reverses_id is what makes "at most once" hold under
+            # concurrency; its refusal becomes a 409.
+            await self.ledger.add(entry, conflict=f"entry {entry.reverses_id} is reversed already")
         self.events.record(
             "ledger.entry_created",
             resource_type="ledger_entry",
