@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         description="Apply migrations on `serve`; by default only on SQLite.",
     )
 
+    attachment_max_bytes: dict[str, int] = Field(
+        default_factory=lambda: {
+            "screenshot": 20 * 1024**2,
+            "log": 200 * 1024**2,
+            "document": 50 * 1024**2,
+            "database_backup": 8 * 1024**3,
+        },
+        description="largest upload per attachment kind, in bytes",
+    )
     idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
 
     # Business calendar of the desk (DOMAIN.md, "Business time").

@@ -83,6 +83,10 @@ class InvalidInput(AppError):
         return {"errors": [{"loc": self.loc, "msg": self.detail}]}
 
 
+class PayloadTooLarge(AppError):
+    status, slug, title = 413, "payload-too-large", "Content Too Large"
+
+
 class ServiceUnavailable(AppError):
     status, slug, title = 503, "unavailable", "Service Unavailable"
 

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from supportdesk import __version__
 from supportdesk.api_keys.endpoints import router as api_keys_router
 from supportdesk.config import Settings, build_rules, get_settings
+from supportdesk.contracts.endpoints import router as contracts_router
 from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
@@ -27,6 +28,8 @@ from supportdesk.kit.idempotency import (
 )
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
+from supportdesk.queue.endpoints import router as queue_router
+from supportdesk.tickets.endpoints import router as tickets_router
 
 DESCRIPTION = """\
 The support desk of a software vendor: tickets, maintenance contracts, a prepaid-unit
@@ -79,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         api_keys_router,
         customers_router,
         products_router,
+        contracts_router,
+        tickets_router,
+        queue_router,
         ledger_router,
     ):
         app.include_router(router)

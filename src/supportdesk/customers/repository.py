@@ -30,6 +30,15 @@ class CustomerRepository(Repository):
         stmt = self._base().where(Customer.id == customer_id)
         return (await self.session.scalars(stmt)).one_or_none()
 
+    async def get_many(self, ids: list[str]) -> dict[str, Customer]:
+        if not ids:
+            return {}
+        # Fresh values: balances change through UPDATE statements that bypass the identity map.
+        stmt = (
+            self._base().where(Customer.id.in_(set(ids))).execution_options(populate_existing=True)
+        )
+        return {c.id: c for c in (await self.session.scalars(stmt)).all()}
+
     async def get_by_external_ref(self, external_ref: str) -> Customer | None:
         stmt = self._base().where(Customer.external_ref == external_ref)
         return (await self.session.scalars(stmt)).one_or_none()

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules
+from supportdesk.contracts.repository import ContractRepository
 from supportdesk.customers.repository import ContactRepository, CustomerRepository
 from supportdesk.customers.schemas import ContactCreate, CustomerCreate, CustomerUpdate
-from supportdesk.domain.groups import SupportGroup, support_group
+from supportdesk.domain.groups import ContractPeriod, SupportGroup, support_group
 from supportdesk.errors import NotFound
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
@@ -37,20 +39,47 @@ def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ..
     return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
 
 
+class StandingService:
+    """Which support group customers stand in now: contracts valid today, then balance."""
+
+    def __init__(self, session: AsyncSession, rules: BusinessRules) -> None:
+        self.rules = rules
+        self.contracts = ContractRepository(session)
+
+    async def groups_of(self, customers: Iterable[Customer]) -> dict[str, SupportGroup]:
+        customers = list(customers)
+        contracts = await self.contracts.list_for_customers(c.id for c in customers)
+        today = self.rules.calendar.local_date(utcnow())
+        return {
+            c.id: support_group(
+                [ContractPeriod(k.starts_on, k.ends_on) for k in contracts.get(c.id, [])],
+                c.unit_balance,
+                today,
+            )
+            for c in customers
+        }
+
+    async def group_of(self, customer: Customer) -> SupportGroup:
+        return (await self.groups_of([customer]))[customer.id]
+
+
 class CustomerService:
     def __init__(
         self, session: AsyncSession, rules: BusinessRules, *, scope: str | None = None
     ) -> None:
         self.rules = rules
+        self.standing = StandingService(session, rules)
         self.customers = CustomerRepository(session, scope)
         self.contacts = ContactRepository(session, scope)
 
-    def _standing(self, customer: Customer) -> CustomerStanding:
-        # Maintenance contracts join the standing with the contracts resource; until a
-        # customer has one, balance alone decides between premium and standard.
-        today = self.rules.calendar.local_date(utcnow())
-        group = support_group((), customer.unit_balance, today)
-        return CustomerStanding(customer, group, warning_levels_of(customer, self.rules))
+    async def _standings(self, customers: list[Customer]) -> list[CustomerStanding]:
+        groups = await self.standing.groups_of(customers)
+        return [
+            CustomerStanding(c, groups[c.id], warning_levels_of(c, self.rules)) for c in customers
+        ]
+
+    async def _standing(self, customer: Customer) -> CustomerStanding:
+        return (await self._standings([customer]))[0]
 
     async def _require(self, customer_id: str) -> Customer:
         customer = await self.customers.get_by_id(customer_id)
@@ -70,16 +99,16 @@ class CustomerService:
             updated_at=now,
         )
         await self.customers.add(customer, conflict=_EXTERNAL_REF_TAKEN)
-        return self._standing(customer)
+        return await self._standing(customer)
 
     async def get_customer(self, customer_id: str) -> CustomerStanding:
-        return self._standing(await self._require(customer_id))
+        return await self._standing(await self._require(customer_id))
 
     async def list_customers(
         self, params: PageParams, *, external_ref: str | None = None
     ) -> tuple[list[CustomerStanding], str | None]:
         rows, next_cursor = await self.customers.list_page(params, external_ref=external_ref)
-        return [self._standing(c) for c in rows], next_cursor
+        return await self._standings(rows), next_cursor
 
     async def update_customer(self, customer_id: str, data: CustomerUpdate) -> CustomerStanding:
         customer = await self._require(customer_id)
@@ -91,7 +120,7 @@ class CustomerService:
         if changes:
             customer.updated_at = utcnow()
             await self.customers.flush(_EXTERNAL_REF_TAKEN)
-        return self._standing(customer)
+        return await self._standing(customer)
 
     async def add_contact(self, customer_id: str, data: ContactCreate) -> Contact:
         await self._require(customer_id)

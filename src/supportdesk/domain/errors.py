@@ -86,3 +86,19 @@ class NotReversible(ConflictError):
 
 class InsufficientBalance(ConflictError):
     """The change would take the unit balance below zero."""
+
+
+class DongleNotReturned(ConflictError):
+    """A dongle exchange cannot be closed before the defective dongle is back."""
+
+
+class ConceptMissing(RuleViolation):
+    """A change request goes to the vendor only with its concept and its English version."""
+
+
+class AppointmentsMissing(RuleViolation):
+    """An installation outside installation hours needs at least two proposed dates."""
+
+
+class NotApplicable(RuleViolation):
+    """The request does not apply to a ticket of this category."""

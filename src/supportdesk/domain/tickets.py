@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from .errors import HeldByBlockers, IllegalTransition
+from .calendar import BusinessCalendar, Interval
+from .errors import (
+    AppointmentsMissing,
+    ConceptMissing,
+    DongleNotReturned,
+    HeldByBlockers,
+    IllegalTransition,
+)
 
 if TYPE_CHECKING:
     from .blockers import Blocker
@@ -109,3 +116,38 @@ def status_after_customer_answer(status: TicketStatus, held: bool) -> TicketStat
     if status == _S.AWAITING_CUSTOMER and not held:
         return _S.OPEN
     return status
+
+
+MIN_APPOINTMENTS_OUTSIDE_HOURS = 2
+
+
+def check_closable(category: TicketCategory, dongle_received: bool) -> None:
+    """A ``hardware_exchange`` ticket stays open until the defective dongle is back."""
+    if category == TicketCategory.HARDWARE_EXCHANGE and not dongle_received:
+        raise DongleNotReturned(
+            "a dongle exchange cannot be closed before the defective dongle is received back"
+        )
+
+
+def check_escalation(category: TicketCategory, concept: str | None, concept_en: str | None) -> None:
+    """Change requests are forwarded with their concept and its English translation."""
+    if category != TicketCategory.CHANGE_REQUEST:
+        return
+    if not (concept and concept.strip()) or not (concept_en and concept_en.strip()):
+        raise ConceptMissing("a change request needs its concept and concept_en to be escalated")
+
+
+def check_appointments(
+    category: TicketCategory,
+    appointments: Sequence[Interval],
+    installation_hours: BusinessCalendar,
+) -> None:
+    """An installation wanted outside installation hours proposes two dates or more."""
+    if category != TicketCategory.INSTALLATION:
+        return
+    outside = [a for a in appointments if not installation_hours.within_hours(*a)]
+    if outside and len(appointments) < MIN_APPOINTMENTS_OUTSIDE_HOURS:
+        raise AppointmentsMissing(
+            "an installation outside installation hours needs at least "
+            f"{MIN_APPOINTMENTS_OUTSIDE_HOURS} proposed appointments"
+        )

@@ -16,7 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.db import get_session
 from supportdesk.errors import Forbidden, Unauthorized
@@ -114,15 +114,22 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 async def authenticate(
     request: Request,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    """The caller, from its API key.
+
+    The key is looked up in a short transaction of its own, not the request's: the
+    request's transaction then starts with its first real query, so an upload that
+    streams for minutes holds no database lock while the bytes arrive.
+    """
     # Imported here: the repository imports the models, which import kit modules.
     from supportdesk.api_keys.repository import ApiKeyRepository
 
     if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
         raise Unauthorized()
-    key = await ApiKeyRepository(session).get_active_by_hash(hash_key(credentials.credentials))
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        key = await ApiKeyRepository(session).get_active_by_hash(hash_key(credentials.credentials))
     if key is None:
         raise Unauthorized("The API key is unknown or has been revoked.")
     principal = Principal(key_id=key.id, role=Role(key.role), customer_id=key.customer_id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from supportdesk.config import BusinessRules
+from supportdesk.config import BusinessRules, Settings
 
 
 def get_rules(request: Request) -> BusinessRules:
@@ -15,3 +15,11 @@ def get_rules(request: Request) -> BusinessRules:
 
 
 RulesDep = Annotated[BusinessRules, Depends(get_rules)]
+
+
+def get_settings_of_app(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_of_app)]

@@ -49,6 +49,7 @@ class LedgerService:
         scope: str | None = None,
         actor: str | None = None,
     ) -> None:
+        self.session = session
         self.rules = rules
         self.actor = actor
         self.ledger = LedgerRepository(session)
@@ -76,6 +77,15 @@ class LedgerService:
             created_by=self.actor,
         )
 
+    async def _standing_may_change(self, entry: LedgerEntry) -> None:
+        """Units running out or topped up from zero move the customer's waiting tickets."""
+        before = entry.balance_after - entry.change
+        if (before > 0) != (entry.balance_after > 0):
+            # Imported here: tickets depend on the ledger's customers, not the reverse.
+            from supportdesk.tickets.service import TicketService
+
+            await TicketService(self.session, self.rules).refresh_customer(entry.customer_id)
+
     async def _record(self, entry: LedgerEntry) -> LedgerEntry:
         if entry.reverses_id is None:
             # Ids are unique by construction: no savepoint, so the customer row, locked by
@@ -92,6 +102,7 @@ class LedgerService:
             customer_id=entry.customer_id,
             data=entry_read(entry).model_dump(mode="json"),
         )
+        await self._standing_may_change(entry)
         return entry
 
     async def get_balance(self, customer_id: str, as_of: datetime | None = None) -> Balance:

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+
+from supportdesk.errors import problem_responses
+from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.rules import RulesDep
+from supportdesk.queue.schemas import TicketRead
+from supportdesk.queue.service import QueueService
+from supportdesk.tickets.schemas import ticket_read
+
+router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
+
+Worker = Annotated[Principal, Allowed(Permission.work_queue)]
+
+
+@router.get(
+    "",
+    response_model=Page[TicketRead],
+    name="queue_list",
+    responses=problem_responses(401, 403, 422),
+    description=(
+        "Open tickets in working order: support group (the customer's standing now), "
+        "severity, arrival, id."
+    ),
+)
+async def read_queue(
+    principal: Worker, session: SessionDep, rules: RulesDep, page: PageDep
+) -> Page[TicketRead]:
+    views, next_cursor = await QueueService(session, rules, principal).list_queue(page)
+    return Page(items=[ticket_read(v) for v in views], next_cursor=next_cursor)
+
+
+@router.post(
+    "/claim",
+    response_model=TicketRead,
+    name="queue_claim",
+    responses={
+        204: {"description": "Nothing waits in the queue."},
+        **problem_responses(401, 403, 422),
+    },
+    description="Takes the first ticket of the queue for the caller; 204 when none waits.",
+)
+async def claim(principal: Worker, session: SessionDep, rules: RulesDep) -> TicketRead | Response:
+    view = await QueueService(session, rules, principal).claim_next()
+    if view is None:
+        return Response(status_code=204)
+    return ticket_read(view)

@@ -1,0 +1,307 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import FileResponse
+
+from supportdesk.domain.groups import Severity
+from supportdesk.domain.tickets import TicketCategory, TicketStatus
+from supportdesk.errors import Forbidden, InvalidInput, PayloadTooLarge, problem_responses
+from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.rules import RulesDep, SettingsDep
+from supportdesk.kit.uploads import receive_multipart
+from supportdesk.tickets.schemas import (
+    AttachmentRead,
+    CommentCreate,
+    CommentRead,
+    DongleReturn,
+    EscalationCreate,
+    EscalationRead,
+    TicketCreate,
+    TicketRead,
+    TicketUpdate,
+    TransitionCreate,
+    escalation_read,
+    ticket_read,
+)
+from supportdesk.tickets.service import TicketService
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+
+Reader = Annotated[Principal, Allowed(Permission.read)]
+Writer = Annotated[Principal, Allowed(Permission.write_tickets)]
+Worker = Annotated[Principal, Allowed(Permission.work_queue)]
+Commenter = Annotated[Principal, Allowed(Permission.comment)]
+TicketId = Annotated[str, Path(max_length=40)]
+AttachmentId = Annotated[str, Path(max_length=40)]
+
+ATTACHMENT_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "kind"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "kind": {
+                            "type": "string",
+                            "enum": ["screenshot", "database_backup", "log", "document"],
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TicketRead,
+    name="tickets_create",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_ticket(
+    body: TicketCreate, principal: Writer, session: SessionDep, rules: RulesDep
+) -> TicketRead:
+    service = TicketService(session, rules, principal=principal)
+    return ticket_read(await service.open_ticket(body))
+
+
+@router.get(
+    "",
+    response_model=Page[TicketRead],
+    name="tickets_list",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_tickets(
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
+    page: PageDep,
+    status: TicketStatus | None = None,
+    customer_id: Annotated[str | None, Query(max_length=40)] = None,
+    category: TicketCategory | None = None,
+    severity: Severity | None = None,
+) -> Page[TicketRead]:
+    service = TicketService(session, rules, principal=principal)
+    views, next_cursor = await service.list_tickets(
+        page, status=status, customer_id=customer_id, category=category, severity=severity
+    )
+    return Page(items=[ticket_read(v) for v in views], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{ticket_id}",
+    response_model=TicketRead,
+    name="tickets_get",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_ticket(
+    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep
+) -> TicketRead:
+    service = TicketService(session, rules, principal=principal)
+    return ticket_read(await service.get_ticket(ticket_id))
+
+
+@router.patch(
+    "/{ticket_id}",
+    response_model=TicketRead,
+    name="tickets_update",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_ticket(
+    ticket_id: TicketId, body: TicketUpdate, principal: Writer, session: SessionDep, rules: RulesDep
+) -> TicketRead:
+    service = TicketService(session, rules, principal=principal)
+    return ticket_read(await service.update_ticket(ticket_id, body))
+
+
+@router.post(
+    "/{ticket_id}/transitions",
+    response_model=TicketRead,
+    name="tickets_transition",
+    responses=problem_responses(401, 403, 404, 409, 422),
+    description="Moves the ticket; an illegal move is 409 with the allowed moves in `allowed`.",
+)
+async def transition_ticket(
+    ticket_id: TicketId,
+    body: TransitionCreate,
+    principal: Worker,
+    session: SessionDep,
+    rules: RulesDep,
+) -> TicketRead:
+    service = TicketService(session, rules, principal=principal)
+    return ticket_read(await service.move_ticket(ticket_id, body.to, body.note))
+
+
+@router.post(
+    "/{ticket_id}/comments",
+    status_code=201,
+    response_model=CommentRead,
+    name="tickets_comments_create",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_comment(
+    ticket_id: TicketId,
+    body: CommentCreate,
+    principal: Commenter,
+    session: SessionDep,
+    rules: RulesDep,
+) -> CommentRead:
+    if body.internal and principal.customer_scope is not None:
+        raise Forbidden("A customer cannot write internal comments.")
+    service = TicketService(session, rules, principal=principal)
+    return CommentRead.model_validate(await service.add_comment(ticket_id, body))
+
+
+@router.get(
+    "/{ticket_id}/comments",
+    response_model=Page[CommentRead],
+    name="tickets_comments_list",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_comments(
+    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep, page: PageDep
+) -> Page[CommentRead]:
+    service = TicketService(session, rules, principal=principal)
+    rows, next_cursor = await service.list_comments(ticket_id, page)
+    return Page(items=[CommentRead.model_validate(c) for c in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{ticket_id}/escalations",
+    status_code=201,
+    response_model=EscalationRead,
+    name="tickets_escalations_create",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_escalation(
+    ticket_id: TicketId,
+    body: EscalationCreate,
+    principal: Worker,
+    session: SessionDep,
+    rules: RulesDep,
+) -> EscalationRead:
+    service = TicketService(session, rules, principal=principal)
+    escalation, _ = await service.escalate(ticket_id, body)
+    return escalation_read(escalation, rules)
+
+
+@router.get(
+    "/{ticket_id}/escalations",
+    response_model=Page[EscalationRead],
+    name="tickets_escalations_list",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_escalations(
+    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep, page: PageDep
+) -> Page[EscalationRead]:
+    service = TicketService(session, rules, principal=principal)
+    rows, next_cursor = await service.list_escalations(ticket_id, page)
+    return Page(items=[escalation_read(e, rules) for e in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/{ticket_id}/dongle-return",
+    response_model=TicketRead,
+    name="tickets_dongle_return",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def record_dongle_return(
+    ticket_id: TicketId,
+    principal: Worker,
+    session: SessionDep,
+    rules: RulesDep,
+    body: Annotated[DongleReturn | None, Body()] = None,
+) -> TicketRead:
+    service = TicketService(session, rules, principal=principal)
+    received_at = body.received_at if body else None
+    return ticket_read(await service.record_dongle_return(ticket_id, received_at))
+
+
+@router.post(
+    "/{ticket_id}/attachments",
+    status_code=201,
+    response_model=AttachmentRead,
+    name="tickets_attachments_create",
+    responses=problem_responses(401, 403, 404, 413, 422),
+    openapi_extra=ATTACHMENT_FORM,
+    description="Multipart `file` and `kind`; the file is streamed to disk, never held in memory.",
+)
+async def upload_attachment(
+    ticket_id: TicketId,
+    request: Request,
+    principal: Writer,
+    session: SessionDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+) -> AttachmentRead:
+    service = TicketService(session, rules, principal=principal, settings=settings)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > service.largest_upload() + 64 * 1024:
+        raise PayloadTooLarge("The body is larger than the largest allowed upload.")
+    # No query before the body is in: the request holds no database lock while it streams.
+    upload = await receive_multipart(
+        request.headers.get("content-type", ""),
+        request.stream(),
+        service.upload_folder(),
+        service.largest_upload(),
+    )
+    try:
+        files = [f for f in upload.files if f.field_name == "file"]
+        if len(files) != 1:
+            raise InvalidInput("Send exactly one file in the field `file`.", loc=["body", "file"])
+        kind = upload.fields.get("kind")
+        if kind is None:
+            raise InvalidInput("The field `kind` is required.", loc=["body", "kind"])
+        attachment = await service.attach_file(ticket_id, kind, files[0])
+    finally:
+        upload.discard()
+    return AttachmentRead.model_validate(attachment)
+
+
+@router.get(
+    "/{ticket_id}/attachments",
+    response_model=Page[AttachmentRead],
+    name="tickets_attachments_list",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_attachments(
+    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep, page: PageDep
+) -> Page[AttachmentRead]:
+    service = TicketService(session, rules, principal=principal)
+    rows, next_cursor = await service.list_attachments(ticket_id, page)
+    return Page(items=[AttachmentRead.model_validate(a) for a in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{ticket_id}/attachments/{attachment_id}/content",
+    name="tickets_attachments_content",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+        **problem_responses(401, 403, 404, 422),
+    },
+)
+async def download_attachment(
+    ticket_id: TicketId,
+    attachment_id: AttachmentId,
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
+    settings: SettingsDep,
+) -> FileResponse:
+    service = TicketService(session, rules, principal=principal, settings=settings)
+    attachment, path = await service.attachment_file(ticket_id, attachment_id)
+    return FileResponse(
+        path,
+        media_type=attachment.content_type,
+        filename=attachment.filename,
+        headers={"X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, exists, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from supportdesk.kit.pagination import PageParams, fetch_page
+from supportdesk.kit.repository import Repository
+from supportdesk.models import (
+    Attachment,
+    Comment,
+    Contract,
+    Customer,
+    Escalation,
+    Product,
+    Ticket,
+    TicketPause,
+)
+
+QueueKey = tuple[int, int, datetime, str]
+
+
+def group_rank(today: date) -> ColumnElement[int]:
+    """The customer's support group now, as the queue's first sort key (0 = contract).
+
+    Computed in the query from the contracts valid today and the balance, so a
+    contract that ends or units that run out move tickets without touching them.
+    """
+    valid_contract = exists().where(
+        Contract.customer_id == Ticket.customer_id,
+        Contract.starts_on <= today,
+        or_(Contract.ends_on.is_(None), Contract.ends_on >= today),
+    )
+    return case((valid_contract, 0), (Customer.unit_balance > 0, 1), else_=2)
+
+
+class TicketRepository(Repository):
+    def __init__(self, session: AsyncSession, scope: str | None = None) -> None:
+        super().__init__(session)
+        self.scope = scope
+
+    def _base(self) -> Select[Ticket]:
+        stmt = select(Ticket)
+        if self.scope is not None:
+            stmt = stmt.where(Ticket.customer_id == self.scope)
+        return stmt
+
+    async def get_by_id(self, ticket_id: str, *, for_update: bool = False) -> Ticket | None:
+        stmt = self._base().where(Ticket.id == ticket_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def list_page(
+        self, params: PageParams, **filters: Any
+    ) -> tuple[list[Ticket], str | None]:
+        stmt = self._base()
+        for name, value in filters.items():
+            if value is not None:
+                stmt = stmt.where(getattr(Ticket, name) == value)
+        return await fetch_page(self.session, stmt, Ticket.id, params)
+
+    async def list_waiting_for_customer(self, customer_id: str) -> list[Ticket]:
+        """The customer's tickets whose place depends on blockers: held or queued."""
+        stmt = (
+            select(Ticket)
+            .where(
+                Ticket.customer_id == customer_id,
+                Ticket.status.in_(("awaiting_customer", "open")),
+            )
+            .order_by(Ticket.id)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
+    async def pauses_for(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketPause]]:
+        ids = list(set(ticket_ids))
+        found: dict[str, list[TicketPause]] = defaultdict(list)
+        if not ids:
+            return found
+        stmt = select(TicketPause).where(TicketPause.ticket_id.in_(ids)).order_by(TicketPause.id)
+        for pause in (await self.session.scalars(stmt)).all():
+            found[pause.ticket_id].append(pause)
+        return found
+
+    def add_pause(self, pause: TicketPause) -> None:
+        self.session.add(pause)
+
+    async def latest_versions(self, codes: Iterable[str | None]) -> dict[str, str | None]:
+        wanted = {c for c in codes if c}
+        if not wanted:
+            return {}
+        stmt = select(Product.code, Product.latest_version).where(Product.code.in_(wanted))
+        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
+
+    # The queue ------------------------------------------------------------------
+
+    def _queue(self, today: date) -> Select[Ticket, int]:
+        rank = group_rank(today).label("group_rank")
+        return (
+            select(Ticket, rank)
+            .join(Customer, Customer.id == Ticket.customer_id)
+            .where(Ticket.status == "open")
+            .order_by(rank, Ticket.severity_rank, Ticket.received_at, Ticket.id)
+        )
+
+    async def queue_page(
+        self, today: date, limit: int, after: QueueKey | None
+    ) -> list[tuple[Ticket, int]]:
+        stmt = self._queue(today)
+        if after is not None:
+            key = tuple_(group_rank(today), Ticket.severity_rank, Ticket.received_at, Ticket.id)
+            stmt = stmt.where(key > tuple_(*after))
+        rows = (await self.session.execute(stmt.limit(limit))).all()
+        return [(ticket, int(rank)) for ticket, rank in rows]
+
+    async def next_in_queue(self, today: date, *, skip: Iterable[str] = ()) -> Ticket | None:
+        """The first open ticket, locked for this transaction.
+
+        On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a ticket another claimer has locked
+        is passed over, not waited for. SQLite runs one write transaction at a time.
+        """
+        stmt = self._queue(today).limit(1)
+        skipped = list(skip)
+        if skipped:
+            stmt = stmt.where(Ticket.id.not_in(skipped))
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(of=Ticket, skip_locked=True)
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else row[0]
+
+    # Comments, attachments, escalations ---------------------------------------------
+
+    async def list_comments(
+        self, ticket_id: str, params: PageParams, *, include_internal: bool
+    ) -> tuple[list[Comment], str | None]:
+        stmt = select(Comment).where(Comment.ticket_id == ticket_id)
+        if not include_internal:
+            stmt = stmt.where(Comment.internal.is_(False))
+        return await fetch_page(self.session, stmt, Comment.id, params)
+
+    async def list_attachments(
+        self, ticket_id: str, params: PageParams
+    ) -> tuple[list[Attachment], str | None]:
+        stmt = select(Attachment).where(Attachment.ticket_id == ticket_id)
+        return await fetch_page(self.session, stmt, Attachment.id, params)
+
+    async def get_attachment(self, ticket_id: str, attachment_id: str) -> Attachment | None:
+        stmt = select(Attachment).where(
+            Attachment.ticket_id == ticket_id, Attachment.id == attachment_id
+        )
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def list_escalations(
+        self, ticket_id: str, params: PageParams
+    ) -> tuple[list[Escalation], str | None]:
+        stmt = select(Escalation).where(Escalation.ticket_id == ticket_id)
+        return await fetch_page(self.session, stmt, Escalation.id, params)

@@ -1,0 +1,625 @@
+"""Use cases of tickets: open, edit, move, comment, escalate, attach, and keep them placed.
+
+A ticket's ``support_group`` and ``blockers`` follow the customer's standing *now*, so
+they are derived whenever a ticket is read. The status is stored; it changes by itself
+when blockers clear (an upload, an edit, a purchase, a contract) and by supporters
+through the status machine of the domain core.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from supportdesk.config import BusinessRules, Settings
+from supportdesk.customers.repository import ContactRepository, CustomerRepository
+from supportdesk.customers.service import StandingService
+from supportdesk.domain.blockers import Blocker, TicketFacts, compute_blockers, holds
+from supportdesk.domain.calendar import Interval
+from supportdesk.domain.errors import NotApplicable, RuleViolation
+from supportdesk.domain.files import sniff_image
+from supportdesk.domain.groups import Severity, SupportGroup
+from supportdesk.domain.sla import SlaState, first_response_due, sla_state
+from supportdesk.domain.tickets import (
+    CLOCK_STOPPED,
+    TicketCategory,
+    TicketStatus,
+    check_appointments,
+    check_closable,
+    check_escalation,
+    check_transition,
+    initial_status,
+    status_after_blockers_change,
+    status_after_customer_answer,
+)
+from supportdesk.errors import BusinessRuleViolation, InvalidInput, NotFound, PayloadTooLarge
+from supportdesk.events.service import EventRecorder
+from supportdesk.kit.auth import Principal, Role
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import new_id
+from supportdesk.kit.pagination import PageParams
+from supportdesk.kit.uploads import ReceivedFile
+from supportdesk.models import Attachment, Comment, Escalation, Ticket, TicketPause
+from supportdesk.tickets.repository import TicketRepository
+from supportdesk.tickets.schemas import (
+    Appointment,
+    CommentCreate,
+    EscalationCreate,
+    TicketCreate,
+    TicketUpdate,
+    ticket_read,
+)
+
+_SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket with what is derived from the customer's standing now."""
+
+    ticket: Ticket
+    support_group: SupportGroup
+    blockers: tuple[Blocker, ...]
+    held: bool
+    first_response_due: datetime
+    sla_state: SlaState
+
+
+def _appointments(items: Sequence[Appointment] | None) -> list[dict[str, str]]:
+    return [
+        {"starts_at": a.starts_at.isoformat(), "ends_at": a.ends_at.isoformat()}
+        for a in items or ()
+    ]
+
+
+def _intervals(stored: list[dict[str, str]]) -> list[Interval]:
+    return [
+        (datetime.fromisoformat(a["starts_at"]), datetime.fromisoformat(a["ends_at"]))
+        for a in stored
+    ]
+
+
+class TicketService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        rules: BusinessRules,
+        *,
+        principal: Principal | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.session = session
+        self.rules = rules
+        self.principal = principal
+        self.settings = settings
+        scope = principal.customer_scope if principal else None
+        self.tickets = TicketRepository(session, scope)
+        self.customers = CustomerRepository(session, scope)
+        self.contacts = ContactRepository(session, scope)
+        self.all_customers = CustomerRepository(session)
+        self.standing = StandingService(session, rules)
+        self.events = EventRecorder(session)
+
+    # Deriving what a ticket looks like now ---------------------------------------------
+
+    async def views(self, tickets: Sequence[Ticket]) -> list[TicketView]:
+        if not tickets:
+            return []
+        customers = await self.all_customers.get_many([t.customer_id for t in tickets])
+        groups = await self.standing.groups_of(customers.values())
+        latest = await self.tickets.latest_versions(t.product for t in tickets)
+        pauses = await self.tickets.pauses_for(t.id for t in tickets)
+        now = utcnow()
+        return [
+            self._evaluate(
+                t,
+                groups[t.customer_id],
+                latest.get(t.product) if t.product else None,
+                [(p.started_at, p.ended_at) for p in pauses.get(t.id, [])],
+                now,
+            )
+            for t in tickets
+        ]
+
+    async def view(self, ticket: Ticket) -> TicketView:
+        return (await self.views([ticket]))[0]
+
+    def _evaluate(
+        self,
+        ticket: Ticket,
+        group: SupportGroup,
+        latest_version: str | None,
+        pauses: list[Interval],
+        now: datetime,
+    ) -> TicketView:
+        facts = TicketFacts(
+            category=TicketCategory(ticket.category),
+            os=ticket.env_os,
+            host_application=ticket.env_host_application,
+            product=ticket.product,
+            addon_version=ticket.addon_version,
+            latest_version=latest_version,
+            steps_to_reproduce=ticket.steps_to_reproduce,
+            has_image_screenshot=ticket.has_image_screenshot,
+            has_database_backup=ticket.has_database_backup,
+        )
+        blockers = compute_blockers(facts, group)
+        if ticket.paused_since is not None:
+            # The running pause counts up to now: the due time moves while the clock stands.
+            pauses = [*pauses, (ticket.paused_since, max(now, ticket.paused_since))]
+        calendar = self.rules.calendar
+        due = first_response_due(
+            ticket.received_at,
+            group,
+            Severity(ticket.severity),
+            calendar,
+            self.rules.sla_targets,
+            pauses,
+        )
+        if ticket.first_response_at is not None:
+            state = SlaState.ON_TRACK if ticket.first_response_at <= due else SlaState.BREACHED
+        else:
+            state = sla_state(
+                now,
+                ticket.received_at,
+                due,
+                ticket.paused_since is not None,
+                calendar,
+                pauses,
+                self.rules.at_risk_ratio,
+            )
+        return TicketView(ticket, group, blockers, holds(blockers, group), due, state)
+
+    # Status changes and the events they raise -------------------------------------------
+
+    def _set_status(self, ticket: Ticket, status: TicketStatus, now: datetime) -> bool:
+        old = TicketStatus(ticket.status)
+        if status == old:
+            return False
+        stopped_before, stopped_after = old in CLOCK_STOPPED, status in CLOCK_STOPPED
+        if stopped_before and not stopped_after and ticket.paused_since is not None:
+            self.tickets.add_pause(
+                TicketPause(ticket_id=ticket.id, started_at=ticket.paused_since, ended_at=now)
+            )
+            ticket.paused_since = None
+        elif stopped_after and not stopped_before:
+            ticket.paused_since = now
+        ticket.status = status.value
+        if status == TicketStatus.OPEN:
+            ticket.assignee_key_id = None
+        return True
+
+    def _touch(self, ticket: Ticket, now: datetime) -> None:
+        ticket.updated_at = now
+        ticket.version += 1
+
+    def _publish(self, event_type: str, view: TicketView, **extra: object) -> None:
+        data = ticket_read(view).model_dump(mode="json")
+        if extra:
+            data = {**data, **extra}
+        self.events.record(
+            event_type,
+            resource_type="ticket",
+            resource_id=view.ticket.id,
+            customer_id=view.ticket.customer_id,
+            data=data,
+        )
+
+    async def _settle(
+        self,
+        ticket: Ticket,
+        before: TicketView,
+        now: datetime,
+        *,
+        customer_answered: bool = False,
+    ) -> TicketView:
+        """Place the ticket after its facts changed: blockers clearing open it, new ones
+        hold it, a customer's answer sends it back to the queue."""
+        view = await self.view(ticket)
+        status = status_after_blockers_change(TicketStatus(ticket.status), ticket.held, view.held)
+        ticket.held = view.held
+        if customer_answered:
+            status = status_after_customer_answer(status, view.held)
+        old_status = ticket.status
+        if self._set_status(ticket, status, now):
+            view = await self.view(ticket)
+            self._publish("ticket.status_changed", view, previous_status=old_status)
+        if before.blockers and not view.blockers:
+            self._publish("ticket.blockers_cleared", view)
+        ticket.first_response_due = view.first_response_due
+        return view
+
+    # Use cases ---------------------------------------------------------------------
+
+    async def _require(self, ticket_id: str) -> Ticket:
+        ticket = await self.tickets.get_by_id(ticket_id)
+        if ticket is None:
+            raise NotFound.of("ticket", ticket_id)
+        return ticket
+
+    async def get_ticket(self, ticket_id: str) -> TicketView:
+        return await self.view(await self._require(ticket_id))
+
+    async def list_tickets(
+        self,
+        params: PageParams,
+        *,
+        status: TicketStatus | None = None,
+        customer_id: str | None = None,
+        category: TicketCategory | None = None,
+        severity: Severity | None = None,
+    ) -> tuple[list[TicketView], str | None]:
+        rows, next_cursor = await self.tickets.list_page(
+            params,
+            status=status.value if status else None,
+            customer_id=customer_id,
+            category=category.value if category else None,
+            severity=severity.value if severity else None,
+        )
+        return await self.views(rows), next_cursor
+
+    async def open_ticket(self, data: TicketCreate) -> TicketView:
+        """A new ticket: held for the customer while blockers hold it, else queued."""
+        customer_id = data.customer_id or (
+            self.principal.customer_scope if self.principal else None
+        )
+        if customer_id is None:
+            raise InvalidInput("customer_id is required.", loc=["body", "customer_id"])
+        customer = await self.customers.get_by_id(customer_id)
+        if customer is None:
+            raise NotFound.of("customer", customer_id)
+        await self._check_contact(customer_id, data.contact_id)
+        category = TicketCategory(data.category)
+        appointments = _appointments(data.proposed_appointments)
+        check_appointments(category, _intervals(appointments), self.rules.installation_calendar)
+        now = utcnow()
+        env = data.environment
+        calendar = self.rules.calendar
+        ticket = Ticket(
+            id=new_id("tkt"),
+            customer_id=customer_id,
+            contact_id=data.contact_id,
+            category=category.value,
+            severity=data.severity.value,
+            severity_rank=Severity(data.severity).rank,
+            status=TicketStatus.OPEN.value,
+            subject=data.subject,
+            description=data.description,
+            steps_to_reproduce=data.steps_to_reproduce,
+            product=data.product,
+            addon_version=data.addon_version,
+            env_os=env.os if env else None,
+            env_host_application=env.host_application if env else None,
+            env_host_version=env.host_version if env else None,
+            env_database_server=env.database_server if env else None,
+            env_extra=dict(env.extra or {}) if env else {},
+            concept=data.concept,
+            concept_en=data.concept_en,
+            proposed_appointments=appointments,
+            has_image_screenshot=False,
+            has_database_backup=False,
+            held=False,
+            received_at=now,
+            next_business_window=None if calendar.is_open(now) else calendar.next_opening(now),
+            first_response_due=now,
+            created_by=self.principal.key_id if self.principal else None,
+            updated_at=now,
+            version=1,
+        )
+        view = await self.view(ticket)
+        ticket.held = view.held
+        self._set_status(ticket, initial_status(view.held), now)
+        view = await self.view(ticket)
+        ticket.first_response_due = view.first_response_due
+        await self.tickets.add(ticket)
+        self._publish("ticket.created", view)
+        return view
+
+    async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
+        if contact_id is None:
+            return
+        contact = await self.contacts.get_by_id(contact_id)
+        if contact is None or contact.customer_id != customer_id:
+            raise NotFound.of("contact", contact_id)
+
+    @property
+    def _by_customer(self) -> bool:
+        return self.principal is not None and self.principal.role is Role.customer
+
+    async def update_ticket(self, ticket_id: str, data: TicketUpdate) -> TicketView:
+        """Customer-side edits; blockers are recomputed and the ticket placed anew."""
+        ticket = await self._require(ticket_id)
+        before = await self.view(ticket)
+        changes = data.model_dump(exclude_unset=True)
+        if "environment" in changes:
+            env = data.environment
+            if env is None:
+                ticket.env_os = ticket.env_host_application = None
+                ticket.env_host_version = ticket.env_database_server = None
+                ticket.env_extra = {}
+            else:
+                for name in env.model_fields_set:
+                    value = getattr(env, name)
+                    if name == "extra":
+                        ticket.env_extra = dict(value or {})
+                    else:
+                        setattr(ticket, f"env_{name}", value)
+        if "proposed_appointments" in changes:
+            ticket.proposed_appointments = _appointments(data.proposed_appointments)
+        for name in ("subject", "description", "steps_to_reproduce", "product", "addon_version"):
+            if name in changes:
+                setattr(ticket, name, changes[name])
+        for name in ("concept", "concept_en"):
+            if name in changes:
+                setattr(ticket, name, changes[name])
+        if data.severity is not None:
+            ticket.severity = data.severity.value
+            ticket.severity_rank = Severity(data.severity).rank
+        check_appointments(
+            TicketCategory(ticket.category),
+            _intervals(ticket.proposed_appointments),
+            self.rules.installation_calendar,
+        )
+        now = utcnow()
+        self._touch(ticket, now)
+        view = await self._settle(ticket, before, now, customer_answered=self._by_customer)
+        await self.tickets.flush()
+        return view
+
+    async def move_ticket(self, ticket_id: str, to: TicketStatus, note: str | None) -> TicketView:
+        """A supporter's move through the status machine."""
+        ticket = await self._require(ticket_id)
+        before = await self.view(ticket)
+        current = TicketStatus(ticket.status)
+        check_transition(current, to, held=before.held, blockers=before.blockers)
+        category = TicketCategory(ticket.category)
+        if to == TicketStatus.CLOSED:
+            check_closable(category, ticket.dongle_received_at is not None)
+        if to == TicketStatus.ESCALATED:
+            check_escalation(category, ticket.concept, ticket.concept_en)
+        now = utcnow()
+        self._apply_move(ticket, to, now)
+        if note:
+            self._comment(ticket, note, internal=True, now=now)
+        return await self._after_move(ticket, current, now)
+
+    def _apply_move(self, ticket: Ticket, to: TicketStatus, now: datetime) -> None:
+        self._set_status(ticket, to, now)
+        if to == TicketStatus.IN_PROGRESS and self.principal is not None:
+            ticket.assignee_key_id = self.principal.key_id
+        if to in (TicketStatus.AWAITING_CUSTOMER, TicketStatus.RESOLVED):
+            # Asking the customer or giving a solution is the first response.
+            ticket.first_response_at = ticket.first_response_at or now
+        self._touch(ticket, now)
+
+    async def _after_move(
+        self, ticket: Ticket, previous: TicketStatus, now: datetime
+    ) -> TicketView:
+        view = await self.view(ticket)
+        ticket.first_response_due = view.first_response_due
+        await self.tickets.flush()
+        self._publish("ticket.status_changed", view, previous_status=previous.value)
+        return view
+
+    def _comment(self, ticket: Ticket, body: str, *, internal: bool, now: datetime) -> Comment:
+        comment = Comment(
+            id=new_id("cmt"),
+            ticket_id=ticket.id,
+            body=body,
+            internal=internal,
+            author_key_id=self.principal.key_id if self.principal else None,
+            author_role=self.principal.role.value if self.principal else "system",
+            created_at=now,
+        )
+        self.session.add(comment)
+        return comment
+
+    async def add_comment(self, ticket_id: str, data: CommentCreate) -> Comment:
+        """A comment; a supporter's visible answer is a first response, a customer's
+        answer sends a ticket waiting on them back to the queue."""
+        ticket = await self._require(ticket_id)
+        before = await self.view(ticket)
+        now = utcnow()
+        comment = self._comment(ticket, data.body, internal=data.internal, now=now)
+        if self._by_customer:
+            await self._settle(ticket, before, now, customer_answered=True)
+        elif not data.internal:
+            ticket.first_response_at = ticket.first_response_at or now
+            ticket.first_response_due = (await self.view(ticket)).first_response_due
+        self._touch(ticket, now)
+        await self.tickets.flush()
+        return comment
+
+    async def list_comments(
+        self, ticket_id: str, params: PageParams
+    ) -> tuple[list[Comment], str | None]:
+        await self._require(ticket_id)
+        return await self.tickets.list_comments(
+            ticket_id, params, include_internal=not self._by_customer
+        )
+
+    async def escalate(
+        self, ticket_id: str, data: EscalationCreate
+    ) -> tuple[Escalation, TicketView]:
+        """Report the problem to the vendor, with an English summary; the ticket waits
+        on the vendor, whose next business window is shown in both time zones."""
+        ticket = await self._require(ticket_id)
+        before = await self.view(ticket)
+        current = TicketStatus(ticket.status)
+        check_transition(
+            current, TicketStatus.ESCALATED, held=before.held, blockers=before.blockers
+        )
+        check_escalation(TicketCategory(ticket.category), ticket.concept, ticket.concept_en)
+        now = utcnow()
+        escalation = Escalation(
+            id=new_id("esc"),
+            ticket_id=ticket.id,
+            vendor=data.vendor,
+            summary_en=data.summary_en,
+            vendor_window_opens_at=self.rules.vendor_calendar.next_opening(now),
+            created_by=self.principal.key_id if self.principal else None,
+            created_at=now,
+        )
+        self.session.add(escalation)
+        self._apply_move(ticket, TicketStatus.ESCALATED, now)
+        return escalation, await self._after_move(ticket, current, now)
+
+    async def list_escalations(
+        self, ticket_id: str, params: PageParams
+    ) -> tuple[list[Escalation], str | None]:
+        await self._require(ticket_id)
+        return await self.tickets.list_escalations(ticket_id, params)
+
+    async def record_dongle_return(
+        self, ticket_id: str, received_at: datetime | None
+    ) -> TicketView:
+        ticket = await self._require(ticket_id)
+        if ticket.category != TicketCategory.HARDWARE_EXCHANGE:
+            raise NotApplicable("only a hardware_exchange ticket has a dongle to return")
+        now = utcnow()
+        ticket.dongle_received_at = received_at or now
+        self._touch(ticket, now)
+        await self.tickets.flush()
+        return await self.view(ticket)
+
+    # Attachments ----------------------------------------------------------------------
+
+    def _storage(self) -> Path:
+        if self.settings is None:
+            raise RuntimeError("attachments need the settings")
+        return Path(self.settings.attachments_dir)
+
+    def upload_folder(self) -> Path:
+        """Where uploads are received: on the same disk as the files they become."""
+        return self._storage() / "incoming"
+
+    def largest_upload(self) -> int:
+        assert self.settings is not None
+        return max(self.settings.attachment_max_bytes.values())
+
+    async def attach_file(self, ticket_id: str, kind: str, received: ReceivedFile) -> Attachment:
+        """Keep an uploaded file: within its kind's size, a screenshot only if its bytes
+        are an image. A screenshot or a backup can clear blockers."""
+        assert self.settings is not None
+        ticket = await self._require(ticket_id)
+        limit = self.settings.attachment_max_bytes.get(kind)
+        if limit is None:
+            raise InvalidInput(f"Unknown attachment kind {kind!r}.", loc=["body", "kind"])
+        if received.size > limit:
+            raise PayloadTooLarge(f"A {kind} may be at most {limit} bytes.")
+        image_type = sniff_image(received.head)
+        if kind == "screenshot" and image_type is None:
+            raise BusinessRuleViolation("A screenshot must be a PNG, JPEG, GIF or WebP image.")
+        before = await self.view(ticket)
+        now = utcnow()
+        attachment = Attachment(
+            id=new_id("att"),
+            ticket_id=ticket.id,
+            kind=kind,
+            filename=_safe_filename(received.filename),
+            content_type=_content_type(image_type, received),
+            size=received.size,
+            sha256=received.sha256,
+            storage_key=f"{ticket.id}/{new_id('blob')}",
+            uploaded_by=self.principal.key_id if self.principal else None,
+            created_at=now,
+        )
+        target = self._storage() / attachment.storage_key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(received.path, target)
+        try:
+            self.session.add(attachment)
+            if kind == "screenshot":
+                ticket.has_image_screenshot = True
+            if kind == "database_backup":
+                ticket.has_database_backup = True
+            self._touch(ticket, now)
+            await self._settle(ticket, before, now, customer_answered=self._by_customer)
+            await self.tickets.flush()
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+        return attachment
+
+    async def list_attachments(
+        self, ticket_id: str, params: PageParams
+    ) -> tuple[list[Attachment], str | None]:
+        await self._require(ticket_id)
+        return await self.tickets.list_attachments(ticket_id, params)
+
+    async def attachment_file(self, ticket_id: str, attachment_id: str) -> tuple[Attachment, Path]:
+        await self._require(ticket_id)
+        attachment = await self.tickets.get_attachment(ticket_id, attachment_id)
+        if attachment is None:
+            raise NotFound.of("attachment", attachment_id)
+        return attachment, self._storage() / attachment.storage_key
+
+    # The queue ---------------------------------------------------------------------
+
+    async def take_from_queue(self, ticket: Ticket) -> TicketView | None:
+        """Hand a queued ticket to the caller, unless blockers hold it by now (the
+        customer's standing changed since it was queued): then it is held, and None."""
+        view = await self.view(ticket)
+        now = utcnow()
+        if view.held:
+            await self._settle(ticket, view, now)
+            self._touch(ticket, now)
+            await self.tickets.flush()
+            return None
+        self._apply_move(ticket, TicketStatus.IN_PROGRESS, now)
+        return await self._after_move(ticket, TicketStatus.OPEN, now)
+
+    # Keeping tickets placed as the customer's standing changes ---------------------------
+
+    async def refresh_customer(self, customer_id: str) -> None:
+        """Re-place the customer's held and queued tickets after its standing changed
+        (a purchase, units running out, a contract starting or ending)."""
+        tickets = await self.tickets.list_waiting_for_customer(customer_id)
+        if not tickets:
+            return
+        now = utcnow()
+        for view in await self.views(tickets):
+            ticket = view.ticket
+            status = status_after_blockers_change(
+                TicketStatus(ticket.status), ticket.held, view.held
+            )
+            ticket.held = view.held
+            old = ticket.status
+            if self._set_status(ticket, status, now):
+                self._touch(ticket, now)
+                settled = await self.view(ticket)
+                ticket.first_response_due = settled.first_response_due
+                self._publish("ticket.status_changed", settled, previous_status=old)
+                if not settled.blockers:
+                    self._publish("ticket.blockers_cleared", settled)
+        await self.tickets.flush()
+
+
+def _safe_filename(name: str) -> str:
+    cleaned = _UNSAFE_NAME.sub("_", os.path.basename(name.replace("\\", "/"))).strip()
+    return (cleaned or "upload")[:255]
+
+
+def _content_type(image_type: str | None, received: ReceivedFile) -> str:
+    """Images by their bytes; other files by what was declared or their name, but never
+    as an image they are not."""
+    if image_type is not None:
+        return image_type
+    declared = received.declared_type.split(";")[0].strip().lower()
+    if declared and _SAFE_TYPE.match(declared) and not declared.startswith("image/"):
+        return declared
+    guessed, _ = mimetypes.guess_type(received.filename)
+    if guessed and not guessed.startswith("image/"):
+        return guessed
+    return "application/octet-stream"
+
+
+__all__ = ["RuleViolation", "TicketService", "TicketView"]
