@@ -166,7 +166,9 @@ def make_key(session: AsyncSession) -> MakeKey:
     """Issue an API key straight through the service and return the secret."""
 
     async def make(role: str = "admin", customer_id: str | None = None, name: str = "test") -> str:
-        data = ApiKeyCreate.model_validate({"name": name, "role": role, "customer_id": customer_id})
+        data = ApiKeyCreate.model_validate(
+            {"name": name, "role": role, "customer_id": customer_id}, strict=False
+        )
         issued = await ApiKeyService(session).issue_key(data, issued_by=None)
         await session.commit()
         return issued.secret
@@ -213,7 +215,7 @@ async def live_admin_headers(database_url: str) -> dict[str, str]:
     engine = build_engine(Settings(database_url=database_url))
     try:
         async with async_sessionmaker(engine, expire_on_commit=False).begin() as session:
-            data = ApiKeyCreate.model_validate({"name": "live", "role": "admin"})
+            data = ApiKeyCreate.model_validate({"name": "live", "role": "admin"}, strict=False)
             issued = await ApiKeyService(session).issue_key(data, issued_by=None)
     finally:
         await engine.dispose()

@@ -52,7 +52,9 @@ async def _create_key(name: str, role: str, customer_id: str | None) -> str:
     from supportdesk.api_keys.service import ApiKeyService
     from supportdesk.db import build_engine, build_sessionmaker
 
-    data = ApiKeyCreate.model_validate({"name": name, "role": role, "customer_id": customer_id})
+    data = ApiKeyCreate.model_validate(
+        {"name": name, "role": role, "customer_id": customer_id}, strict=False
+    )
     engine = build_engine(get_settings())
     try:
         async with build_sessionmaker(engine).begin() as session:

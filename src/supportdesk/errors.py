@@ -194,6 +194,16 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 400 and detail.startswith("There was an error parsing the body"):
+        # A body that cannot be read as JSON at all (too deeply nested, say) is a
+        # validation error like any other malformed body.
+        return problem_response(
+            422,
+            "The body could not be parsed as JSON.",
+            slug="validation-error",
+            title="Unprocessable Content",
+            extra={"errors": [{"loc": ["body"], "msg": "unparsable JSON"}]},
+        )
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
     elif exc.status_code == 405:

@@ -20,6 +20,7 @@ from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
 from supportdesk.health.endpoints import router as health_router
+from supportdesk.kit.guard import RequestGuardMiddleware
 from supportdesk.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from supportdesk.kit.idempotency import (
     IdempotencyMiddleware,
@@ -76,6 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         IdempotencyMiddleware,
         policy=IdempotencyPolicy(retention=timedelta(hours=settings.idempotency_retention_hours)),
+    )
+    # Added last, so it runs first: nothing reads a body before its size is bounded.
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_json_body=settings.max_json_body_bytes,
+        max_upload_body=max(settings.attachment_max_bytes.values()) + 1024 * 1024,
     )
     for router in (
         health_router,

@@ -23,9 +23,16 @@ class TestIds:
 
 
 class TestCursor:
-    @given(st.text(max_size=80))
+    @given(
+        st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=80)
+    )
     def test_round_trip(self, value: str) -> None:
         assert decode_cursor(encode_cursor(value)) == value
+
+    @pytest.mark.parametrize("value", ["\x00", "a\ud800"])
+    def test_cursor_with_unstorable_text_is_invalid(self, value: str) -> None:
+        with pytest.raises(InvalidInput):
+            decode_cursor(encode_cursor(value))
 
     @pytest.mark.parametrize("bad", ["", "!!!", "e30", "W10", "bm90IGpzb24"])
     def test_garbage_is_invalid_input(self, bad: str) -> None:

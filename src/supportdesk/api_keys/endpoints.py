@@ -13,7 +13,7 @@ from supportdesk.kit.pagination import Page, PageDep
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
 
 Admin = Annotated[Principal, Allowed(Permission.manage_api_keys)]
-KeyId = Annotated[str, Path(max_length=40)]
+KeyId = Annotated[str, Path(max_length=255)]
 
 
 @router.post(
@@ -24,8 +24,10 @@ KeyId = Annotated[str, Path(max_length=40)]
     responses=problem_responses(401, 403, 404, 422),
 )
 async def create_api_key(
-    body: ApiKeyCreate, principal: Admin, session: SessionDep
+    body: ApiKeyCreate, principal: Admin, session: SessionDep, response: Response
 ) -> ApiKeyCreated:
+    # The secret is shown once: no cache keeps it, and idempotent replays leave it out.
+    response.headers["Cache-Control"] = "no-store"
     issued = await ApiKeyService(session).issue_key(body, issued_by=principal.key_id)
     shown = ApiKeyRead.model_validate(issued.key).model_dump()
     return ApiKeyCreated(**shown, key=issued.secret)

@@ -20,8 +20,8 @@ router = APIRouter(tags=["contracts"])
 
 Reader = Annotated[Principal, Allowed(Permission.read)]
 Writer = Annotated[Principal, Allowed(Permission.write_contracts)]
-ContractId = Annotated[str, Path(max_length=40)]
-CustomerId = Annotated[str, Path(max_length=40)]
+ContractId = Annotated[str, Path(max_length=255)]
+CustomerId = Annotated[str, Path(max_length=255)]
 
 
 def _read(view: ContractView) -> ContractRead:
@@ -52,7 +52,7 @@ async def list_contracts(
     session: SessionDep,
     rules: RulesDep,
     page: PageDep,
-    customer_id: Annotated[str | None, Query(max_length=40)] = None,
+    customer_id: Annotated[str | None, Query(max_length=255)] = None,
 ) -> Page[ContractRead]:
     service = ContractService(session, rules, scope=principal.customer_scope)
     rows, next_cursor = await service.list_contracts(page, customer_id=customer_id)

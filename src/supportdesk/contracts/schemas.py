@@ -10,7 +10,7 @@ from supportdesk.models import Contract
 
 
 class ContractCreate(RequestModel):
-    customer_id: str = Field(max_length=40)
+    customer_id: str = Field(max_length=255)
     kind: Literal["maintenance"] = "maintenance"
     starts_on: date = Field(examples=["2026-01-01"])
     ends_on: date | None = Field(default=None, description="Inclusive; null: open-ended.")

@@ -21,8 +21,8 @@ router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
 Reader = Annotated[Principal, Allowed(Permission.read)]
 Writer = Annotated[Principal, Allowed(Permission.write_customers)]
-CustomerId = Annotated[str, Path(max_length=40)]
-ContactId = Annotated[str, Path(max_length=40)]
+CustomerId = Annotated[str, Path(max_length=255)]
+ContactId = Annotated[str, Path(max_length=255)]
 
 
 def _read(standing: CustomerStanding) -> CustomerRead:

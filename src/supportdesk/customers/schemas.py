@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from supportdesk.domain.groups import SupportGroup
-from supportdesk.kit.schemas import RequestModel, ResponseModel
+from supportdesk.kit.schemas import RequestModel, ResponseModel, StrictInt
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ExternalRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -15,7 +15,7 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
 WarningLevels = Annotated[
-    list[Annotated[int, Field(ge=0, le=100_000)]],
+    list[Annotated[StrictInt, Field(ge=0, le=100_000)]],
     Field(
         max_length=10,
         description="Low-balance warning levels in units; null: the desk's default levels.",

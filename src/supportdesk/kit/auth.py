@@ -148,6 +148,23 @@ def authorize(permission: Permission) -> Callable[[Principal], Awaitable[Princip
     return dependency
 
 
+def authorize_any(*permissions: Permission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency for callers whose role has at least one of ``permissions``; the
+    route decides on the rest once it knows the body."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not any(principal.may(p) for p in permissions):
+            names = " or ".join(p.value for p in permissions)
+            raise Forbidden(f"The role {principal.role.value!r} may not {names}.")
+        return principal
+
+    return dependency
+
+
+def AllowedAny(*permissions: Permission) -> object:
+    return Depends(authorize_any(*permissions))
+
+
 def Allowed(permission: Permission) -> object:
     """``principal: Annotated[Principal, Allowed(Permission.read)]``."""
     return Depends(authorize(permission))

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from supportdesk.db import OWNED_SESSION_STATE
-from supportdesk.errors import problem_response
+from supportdesk.errors import PROBLEM_JSON, problem_response
+from supportdesk.kit.auth import hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.repository import Repository
 from supportdesk.models import IdempotencyRecord
@@ -87,8 +89,15 @@ class IdempotencyRepository(Repository):
                     self.session.add(record)
                     await self.session.flush()
             except IntegrityError:
-                # Another request inserted the same key a moment ago and is running.
-                return Claim(ClaimOutcome.IN_PROGRESS)
+                # Another request inserted the same key a moment ago: judge against it.
+                record = await self.session.get(
+                    IdempotencyRecord, (scope, key), populate_existing=True
+                )
+                if record is None or record.fingerprint == fingerprint:
+                    if record is not None and record.state == "done":
+                        return Claim(ClaimOutcome.REPLAY, record)
+                    return Claim(ClaimOutcome.IN_PROGRESS)
+                return Claim(ClaimOutcome.MISMATCH, record)
             return Claim(ClaimOutcome.ACQUIRED, record)
         if record.expires_at <= now:
             self._start(record, fingerprint, now, policy)
@@ -110,6 +119,7 @@ class IdempotencyRepository(Repository):
         record: IdempotencyRecord, fingerprint: str, now: datetime, policy: IdempotencyPolicy
     ) -> None:
         record.fingerprint = fingerprint
+        record.token = secrets.token_hex(16)
         record.state = "running"
         record.response_status = None
         record.response_headers = None
@@ -118,38 +128,55 @@ class IdempotencyRepository(Repository):
         record.locked_until = now + policy.lease
         record.expires_at = now + policy.retention
 
-    async def extend_lease(self, scope: str, key: str, until: datetime) -> None:
+    async def extend_lease(self, claim: IdempotencyRecord, until: datetime) -> None:
         await self.session.execute(
             update(IdempotencyRecord)
             .where(
-                IdempotencyRecord.scope == scope,
-                IdempotencyRecord.key == key,
+                IdempotencyRecord.scope == claim.scope,
+                IdempotencyRecord.key == claim.key,
+                IdempotencyRecord.token == claim.token,
                 IdempotencyRecord.state == "running",
             )
             .values(locked_until=until)
+            .execution_options(synchronize_session=False)
         )
 
     async def complete(
-        self, scope: str, key: str, status: int, headers: list[tuple[str, str]], body: bytes
-    ) -> None:
-        await self.session.execute(
+        self,
+        claim: IdempotencyRecord,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+    ) -> bool:
+        """Store the answer, if this request still holds the claim (its token)."""
+        result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(IdempotencyRecord.scope == scope, IdempotencyRecord.key == key)
+            .where(
+                IdempotencyRecord.scope == claim.scope,
+                IdempotencyRecord.key == claim.key,
+                IdempotencyRecord.token == claim.token,
+                IdempotencyRecord.state == "running",
+            )
             .values(
                 state="done",
                 response_status=status,
                 response_headers=json.dumps(headers),
                 response_body=body,
             )
+            .execution_options(synchronize_session=False)
         )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    async def release(self, scope: str, key: str) -> None:
+    async def release(self, claim: IdempotencyRecord) -> None:
         await self.session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope,
-                IdempotencyRecord.key == key,
+            delete(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.scope == claim.scope,
+                IdempotencyRecord.key == claim.key,
+                IdempotencyRecord.token == claim.token,
                 IdempotencyRecord.state == "running",
             )
+            .execution_options(synchronize_session=False)
         )
 
     async def purge_expired(self, now: datetime) -> int:
@@ -181,6 +208,27 @@ class _Captured:
     def storable(self) -> bool:
         return self.complete and self.status < 500 and self.status != 401
 
+    @property
+    def secret(self) -> bool:
+        """An answer marked ``Cache-Control: no-store`` carries a secret shown only once."""
+        return any(
+            k.lower() == b"cache-control" and b"no-store" in v.lower() for k, v in self.headers
+        )
+
+    def stored_form(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        if not self.secret:
+            return self.status, self.text_headers(), bytes(self.body)
+        # Replaying would show the secret a second time: a retry learns that the first
+        # request succeeded, and nothing more.
+        problem = problem_response(
+            409,
+            "This request succeeded the first time; its answer held a secret that is shown "
+            "only once.",
+            slug="idempotency-secret-not-replayed",
+            title="Answer not replayable",
+        )
+        return 409, [("content-type", PROBLEM_JSON)], bytes(problem.body)
+
     def text_headers(self) -> list[tuple[str, str]]:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
 
@@ -200,28 +248,52 @@ async def _send_problem(send: Send, status: int, detail: str, **kw: Any) -> None
 Spool = tempfile.SpooledTemporaryFile[bytes]
 
 
+class _ClientGone(Exception):
+    """The client went away before its body was complete: nothing is claimed or run."""
+
+
 async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, str]:
-    """Read the body to a spooled file (memory up to 1 MiB, then disk) and fingerprint it."""
-    digest = hashlib.sha256()
+    """Read the body to a spooled file (memory up to 1 MiB, then disk) and fingerprint it.
+
+    JSON bodies are fingerprinted in canonical form, so the same request sent with other
+    white space or key order is recognised as the same.
+    """
     headers = Headers(scope=scope)
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = hashlib.sha256()
+    spool: Spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            spool.close()
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        raw.update(chunk)
+        spool.write(chunk)
+        if not message.get("more_body", False):
+            break
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) != size:
+        spool.close()
+        raise _ClientGone
+    body_digest = raw.hexdigest()
+    if media_type == "application/json" and size <= _SPOOL_IN_MEMORY:
+        spool.seek(0)
+        with contextlib.suppress(ValueError, RecursionError):
+            canonical = json.dumps(json.loads(spool.read()), sort_keys=True, separators=(",", ":"))
+            body_digest = hashlib.sha256(canonical.encode()).hexdigest()
+    digest = hashlib.sha256()
     for part in (
         scope["method"],
         scope["path"],
         scope.get("query_string", b"").decode("latin-1"),
-        headers.get("content-type", ""),
+        media_type,
         key,
+        body_digest,
     ):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    spool: Spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        digest.update(chunk)
-        spool.write(chunk)
-        if not message.get("more_body", False):
-            break
     spool.seek(0)
     return spool, digest.hexdigest()
 
@@ -239,6 +311,22 @@ def _replaying_receive(spool: Spool, receive: Receive) -> Receive:
         return {"type": "http.request", "body": chunk, "more_body": more}
 
     return replay
+
+
+def _caller(authorization: str) -> str | None:
+    """The scope of a caller: the hash of its bearer credential (``Bearer`` in any case)."""
+    scheme, _, credential = authorization.strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        return None
+    return hash_key(credential)
+
+
+async def _key_is_active(session: AsyncSession, key_hash: str) -> bool:
+    # Imported here: the API-key repository imports models that import this kit.
+    from supportdesk.api_keys.repository import ApiKeyRepository
+
+    return await ApiKeyRepository(session).get_active_by_hash(key_hash) is not None
 
 
 class IdempotencyMiddleware:
@@ -266,16 +354,28 @@ class IdempotencyMiddleware:
             )
             return
         sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
-        caller = hashlib.sha256(headers.get("authorization", "").encode("latin-1")).hexdigest()
-        spool, fingerprint = await _spool_body(receive, scope, key)
+        caller = _caller(headers.get("authorization", ""))
+        try:
+            spool, fingerprint = await _spool_body(receive, scope, key)
+        except _ClientGone:
+            return
         with spool:
             async with sessionmaker() as session:
-                claim = await IdempotencyRepository(session).claim(
-                    caller, key, fingerprint, utcnow(), self.policy
-                )
+                active = caller is not None and await _key_is_active(session, caller)
+                if not active:
+                    claim = None
+                else:
+                    assert caller is not None
+                    claim = await IdempotencyRepository(session).claim(
+                        caller, key, fingerprint, utcnow(), self.policy
+                    )
                 await session.commit()
-            if claim.outcome is ClaimOutcome.ACQUIRED:
-                await self._run(scope, _replaying_receive(spool, receive), send, caller, key)
+            if claim is None:
+                # No valid key: no scope to keep answers under; the app answers 401.
+                await self.app(scope, _replaying_receive(spool, receive), send)
+            elif claim.outcome is ClaimOutcome.ACQUIRED:
+                assert claim.record is not None
+                await self._run(scope, _replaying_receive(spool, receive), send, claim.record)
             elif claim.outcome is ClaimOutcome.REPLAY:
                 assert claim.record is not None
                 await self._replay(send, claim.record)
@@ -303,31 +403,47 @@ class IdempotencyMiddleware:
         raw.append((b"idempotent-replayed", b"true"))
         await _send_response(send, record.response_status or 200, raw, record.response_body or b"")
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, caller: str, key: str) -> None:
+    async def _run(
+        self, scope: Scope, receive: Receive, send: Send, claim: IdempotencyRecord
+    ) -> None:
         sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         captured = _Captured()
         committed = False
-        async with self._lease(sessionmaker, caller, key), sessionmaker() as session:
+        lost = False
+        async with self._lease(sessionmaker, claim), sessionmaker() as session:
             scope.setdefault("state", {})[OWNED_SESSION_STATE] = session
             try:
                 await self.app(scope, receive, captured.send)
                 if captured.storable:
-                    await IdempotencyRepository(session).complete(
-                        caller, key, captured.status, captured.text_headers(), bytes(captured.body)
-                    )
-                    await session.commit()
-                    committed = True
-                else:
-                    await session.rollback()
+                    status, headers, body = captured.stored_form()
+                    if await IdempotencyRepository(session).complete(claim, status, headers, body):
+                        await session.commit()
+                        committed = True
+                    else:
+                        # The lease ran out and a retry took the claim over: this attempt
+                        # must not commit, or the request would take effect twice.
+                        lost = True
             finally:
                 if not committed:
                     await session.rollback()
-                    await self._release(sessionmaker, caller, key)
+                    if not lost:
+                        await self._release(sessionmaker, claim)
+        if lost:
+            await _send_problem(
+                send,
+                409,
+                "A retry with this Idempotency-Key took over while this request ran; "
+                "this attempt was rolled back.",
+                slug="idempotency-in-progress",
+                title="Request in progress",
+                headers={"Retry-After": "1"},
+            )
+            return
         await _send_response(send, captured.status, captured.headers, bytes(captured.body))
 
     @contextlib.asynccontextmanager
     async def _lease(
-        self, sessionmaker: async_sessionmaker[AsyncSession], caller: str, key: str
+        self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
     ) -> AsyncIterator[None]:
         """Keep the claim alive while the request runs, so no retry takes it over."""
 
@@ -338,7 +454,7 @@ class IdempotencyMiddleware:
                 try:
                     async with sessionmaker() as session:
                         await IdempotencyRepository(session).extend_lease(
-                            caller, key, utcnow() + self.policy.lease
+                            claim, utcnow() + self.policy.lease
                         )
                         await session.commit()
                 except Exception:  # the next renewal tries again
@@ -353,11 +469,11 @@ class IdempotencyMiddleware:
                 await task
 
     async def _release(
-        self, sessionmaker: async_sessionmaker[AsyncSession], caller: str, key: str
+        self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
     ) -> None:
         try:
             async with sessionmaker() as session:
-                await IdempotencyRepository(session).release(caller, key)
+                await IdempotencyRepository(session).release(claim)
                 await session.commit()
         except Exception:  # the lease runs out and a retry takes the claim over
             logger.warning("could not release an idempotency claim", exc_info=True)

@@ -53,8 +53,14 @@ def decode_cursor(cursor: str) -> str:
         raise InvalidInput(
             "The cursor is not one this API issued.", loc=["query", "cursor"]
         ) from exc
-    if not isinstance(after, str):
+    if not isinstance(after, str) or "\x00" in after:
         raise InvalidInput("The cursor is not one this API issued.", loc=["query", "cursor"])
+    try:
+        after.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(
+            "The cursor is not one this API issued.", loc=["query", "cursor"]
+        ) from exc
     return after
 
 

@@ -2,15 +2,60 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _without_nul(key)
+            _without_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _without_nul(item)
+    return value
 
 
 class RequestModel(BaseModel):
-    """A request body: unknown fields are refused (422), never silently dropped."""
+    """A request body: unknown fields are refused (422), never silently dropped; no text
+    may hold a NUL character, which PostgreSQL cannot store. Numbers and flags use
+    ``StrictInt``/``StrictBool`` (``true`` is not a number, ``"5"`` not an integer)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        return _without_nul(data)
+
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the instant is out of range") from exc
+
+
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
+
+Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An RFC 3339 instant with an offset, normalised to UTC; out-of-range values are 422."""
 
 
 class ResponseModel(BaseModel):

@@ -3,12 +3,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import AwareDatetime
 
 from supportdesk.errors import Forbidden, problem_responses
-from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
+from supportdesk.kit.schemas import Instant
 from supportdesk.ledger.schemas import (
     DebitCreate,
     LedgerEntryCreate,
@@ -22,8 +22,9 @@ from supportdesk.ledger.service import LedgerService
 router = APIRouter(prefix="/api/v1/customers/{customer_id}/ledger", tags=["ledger"])
 
 Reader = Annotated[Principal, Allowed(Permission.read_units)]
-CustomerId = Annotated[str, Path(max_length=40)]
-EntryId = Annotated[str, Path(max_length=40)]
+Bookkeeper = Annotated[Principal, AllowedAny(Permission.buy_units, Permission.debit_units)]
+CustomerId = Annotated[str, Path(max_length=255)]
+EntryId = Annotated[str, Path(max_length=255)]
 
 
 @router.get(
@@ -38,7 +39,7 @@ async def get_ledger(
     session: SessionDep,
     rules: RulesDep,
     as_of: Annotated[
-        AwareDatetime | None, Query(description="The balance at this past instant (RFC 3339).")
+        Instant | None, Query(description="The balance at this past instant (RFC 3339).")
     ] = None,
 ) -> LedgerRead:
     service = LedgerService(session, rules, scope=principal.customer_scope)
@@ -99,7 +100,7 @@ async def get_entry(
 async def create_entry(
     customer_id: CustomerId,
     body: Annotated[LedgerEntryCreate, Body()],
-    principal: Reader,
+    principal: Bookkeeper,
     session: SessionDep,
     rules: RulesDep,
 ) -> LedgerEntryRead:

@@ -5,11 +5,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from supportdesk.kit.schemas import Money, RequestModel, ResponseModel
+from supportdesk.kit.schemas import Money, RequestModel, ResponseModel, StrictInt
 from supportdesk.models import LedgerEntry
 
 MAX_UNITS = 100_000
-Units = Annotated[int, Field(ge=1, le=MAX_UNITS)]
+Units = Annotated[StrictInt, Field(ge=1, le=MAX_UNITS)]
 Reference = Annotated[str | None, Field(default=None, min_length=1, max_length=200)]
 
 
@@ -27,7 +27,7 @@ class DebitCreate(RequestModel):
 
 class ReversalCreate(RequestModel):
     kind: Literal["reversal"]
-    reverses: str = Field(max_length=40, description="The id of the entry to undo.")
+    reverses: str = Field(max_length=255, description="The id of the entry to undo.")
     reference: Reference = None
 
 

@@ -86,7 +86,7 @@ class LedgerService:
 
             await TicketService(self.session, self.rules).refresh_customer(entry.customer_id)
 
-    async def _record(self, entry: LedgerEntry) -> LedgerEntry:
+    async def _record(self, entry: LedgerEntry, customer: Customer) -> LedgerEntry:
         if entry.reverses_id is None:
             # Ids are unique by construction: no savepoint, so the customer row, locked by
             # the balance update, is held for as few round trips as possible.
@@ -102,8 +102,31 @@ class LedgerService:
             customer_id=entry.customer_id,
             data=entry_read(entry).model_dump(mode="json"),
         )
+        self._warn_if_low(entry, customer)
         await self._standing_may_change(entry)
         return entry
+
+    def _warn_if_low(self, entry: LedgerEntry, customer: Customer) -> None:
+        """Whatever took the balance down (a debit, a reversed purchase): one warning per
+        level crossed on the way."""
+        if entry.change >= 0:
+            return
+        levels = warning_levels_of(customer, self.rules)
+        before = entry.balance_after - entry.change
+        for level in warning_crossings(before, entry.balance_after, levels):
+            self.events.record(
+                "ledger.low_balance",
+                resource_type="customer",
+                resource_id=customer.id,
+                customer_id=customer.id,
+                data={
+                    "customer_id": customer.id,
+                    "balance": entry.balance_after,
+                    "level": level,
+                    "warning_threshold": max(levels),
+                    "entry_id": entry.id,
+                },
+            )
 
     async def get_balance(self, customer_id: str, as_of: datetime | None = None) -> Balance:
         customer = await self._customer(customer_id)
@@ -118,7 +141,7 @@ class LedgerService:
         self, customer_id: str, units: int, reference: str | None = None
     ) -> LedgerEntry:
         """A package of units, priced at its bracket of the tiered price list."""
-        await self._customer(customer_id)
+        customer = await self._customer(customer_id)
         price = price_package(units, self.rules.price_list)
         applied = await self.ledger.add_units(customer_id, units)
         if applied is None:
@@ -128,7 +151,7 @@ class LedgerService:
         entry.unit_price, entry.amount = price.unit_price, price.amount
         entry.reference = reference
         entry.cause_type, entry.cause_id = "purchase", reference
-        return await self._record(entry)
+        return await self._record(entry, customer)
 
     async def debit_units(
         self,
@@ -160,28 +183,14 @@ class LedgerService:
         entry.cause_type, entry.cause_id = cause_type, cause_id or reference
         if effective_at is not None:
             entry.effective_at = effective_at
-        await self._record(entry)
-        levels = warning_levels_of(customer, self.rules)
-        for level in warning_crossings(balance_after - change, balance_after, levels):
-            self.events.record(
-                "ledger.low_balance",
-                resource_type="customer",
-                resource_id=customer_id,
-                customer_id=customer_id,
-                data={
-                    "customer_id": customer_id,
-                    "balance": balance_after,
-                    "level": level,
-                    "warning_threshold": max(levels),
-                    "entry_id": entry.id,
-                },
-            )
+        await self._record(entry, customer)
         return entry
 
     async def reverse_entry(
         self, customer_id: str, entry_id: str, reference: str | None = None
     ) -> LedgerEntry:
         """Undo exactly what one entry did, once; purchased units already used stay used."""
+        customer = await self._customer(customer_id)
         target = await self.ledger.get_entry(customer_id, entry_id)
         if target is None:
             raise NotFound.of("ledger entry", entry_id)
@@ -210,7 +219,7 @@ class LedgerService:
         entry.reverses_id = target.id
         entry.reference = reference
         entry.cause_type, entry.cause_id = "reversal", target.id
-        return await self._record(entry)
+        return await self._record(entry, customer)
 
     async def get_entry(self, customer_id: str, entry_id: str) -> LedgerEntry:
         await self._customer(customer_id)

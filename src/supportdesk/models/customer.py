@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String
+from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from supportdesk.db import Base, UTCDateTime
+from supportdesk.db import Base, Units, UTCDateTime
 from supportdesk.kit.clock import utcnow
 
 
@@ -20,11 +20,11 @@ class Customer(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
-    unit_balance: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unit_balance: Mapped[int] = mapped_column(Units, default=0, server_default="0")
     # The signed size of the last balance change, set by the same UPDATE that changes the
     # balance: SET expressions read the row as it was, so one statement both applies a
     # capped debit and reports how much it actually took, with no read-compute-write.
-    last_balance_change: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_balance_change: Mapped[int] = mapped_column(Units, default=0, server_default="0")
     # Low-balance warning levels, comma-separated, highest first; NULL: the settings' levels.
     unit_warning_levels: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,6 +23,8 @@ class IdempotencyRecord(Base):
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # Fences a claim: only the request holding this token may store the answer.
+    token: Mapped[str] = mapped_column(String(32), server_default="")
     state: Mapped[str] = mapped_column(String(10))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_headers: Mapped[str | None] = mapped_column(Text)

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from supportdesk.db import Base, UTCDateTime
+from supportdesk.db import Base, Units, UTCDateTime
 
 
 class LedgerEntry(Base):
@@ -33,10 +33,10 @@ class LedgerEntry(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id", ondelete="RESTRICT"))
     kind: Mapped[str] = mapped_column(String(20))
-    units: Mapped[int] = mapped_column(Integer)
-    change: Mapped[int] = mapped_column(Integer)
-    units_debited: Mapped[int] = mapped_column(Integer, default=0)
-    units_billed_at_list_price: Mapped[int] = mapped_column(Integer, default=0)
+    units: Mapped[int] = mapped_column(Units)
+    change: Mapped[int] = mapped_column(Units)
+    units_debited: Mapped[int] = mapped_column(Units, default=0)
+    units_billed_at_list_price: Mapped[int] = mapped_column(Units, default=0)
     unit_price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     list_price_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
@@ -47,7 +47,7 @@ class LedgerEntry(Base):
     reference: Mapped[str | None] = mapped_column(String(200))
     cause_type: Mapped[str] = mapped_column(String(20))
     cause_id: Mapped[str | None] = mapped_column(String(200))
-    balance_after: Mapped[int] = mapped_column(Integer)
+    balance_after: Mapped[int] = mapped_column(Units)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
     effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_by: Mapped[str | None] = mapped_column(String(40))

@@ -34,8 +34,8 @@ Reader = Annotated[Principal, Allowed(Permission.read)]
 Writer = Annotated[Principal, Allowed(Permission.write_tickets)]
 Worker = Annotated[Principal, Allowed(Permission.work_queue)]
 Commenter = Annotated[Principal, Allowed(Permission.comment)]
-TicketId = Annotated[str, Path(max_length=40)]
-AttachmentId = Annotated[str, Path(max_length=40)]
+TicketId = Annotated[str, Path(max_length=255)]
+AttachmentId = Annotated[str, Path(max_length=255)]
 
 ATTACHMENT_FORM: dict[str, Any] = {
     "requestBody": {
@@ -85,7 +85,7 @@ async def list_tickets(
     rules: RulesDep,
     page: PageDep,
     status: TicketStatus | None = None,
-    customer_id: Annotated[str | None, Query(max_length=40)] = None,
+    customer_id: Annotated[str | None, Query(max_length=255)] = None,
     category: TicketCategory | None = None,
     severity: Severity | None = None,
 ) -> Page[TicketRead]:

@@ -3,13 +3,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.groups import Severity, SupportGroup
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
-from supportdesk.kit.schemas import RequestModel, ResponseModel
+from supportdesk.kit.schemas import Instant, RequestModel, ResponseModel, StrictBool
 from supportdesk.products.schemas import PRODUCT_CODE_PATTERN
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ class Environment(RequestModel):
 
 
 class Appointment(RequestModel):
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Instant
+    ends_at: Instant
 
     @model_validator(mode="after")
     def _ordered(self) -> Appointment:
@@ -57,7 +57,7 @@ class TicketCreate(RequestModel):
     customer_id: str | None = Field(
         default=None, max_length=40, description="May be left out with a customer-bound key."
     )
-    contact_id: str | None = Field(default=None, max_length=40)
+    contact_id: str | None = Field(default=None, max_length=255)
     category: TicketCategory
     severity: Severity
     subject: Subject
@@ -146,7 +146,7 @@ class TransitionCreate(RequestModel):
 
 class CommentCreate(RequestModel):
     body: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
-    internal: bool = False
+    internal: StrictBool = False
 
 
 class CommentRead(ResponseModel):
@@ -179,7 +179,7 @@ class EscalationRead(ResponseModel):
 
 
 class DongleReturn(RequestModel):
-    received_at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    received_at: Instant | None = Field(default=None, description="Default: now.")
 
 
 class AttachmentRead(ResponseModel):
