@@ -157,7 +157,7 @@ async def main() -> int:
     admin = {"Authorization": f"Bearer {_cli(env, 'api-key', 'create', '--role', 'admin')}"}
     port = _free_port()
     command = [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--workers", str(args.workers)], env=env)  # noqa: ASYNC220
+    process = subprocess.Popen([*command, "--workers", str(args.workers)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         await _wait_ready(base, process)

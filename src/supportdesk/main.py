@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -11,10 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk import __version__
 from supportdesk.api_keys.endpoints import router as api_keys_router
-from supportdesk.config import Settings, build_rules, get_settings
+from supportdesk.config import BusinessRules, Settings, build_rules, get_settings
 from supportdesk.contracts.endpoints import router as contracts_router
 from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_sessionmaker
@@ -25,12 +27,15 @@ from supportdesk.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from supportdesk.kit.idempotency import (
     IdempotencyMiddleware,
     IdempotencyPolicy,
-    purge_idempotency_records,
+    purge_expired_records,
 )
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.tickets.endpoints import router as tickets_router
+from supportdesk.tickets.service import TicketService
+
+logger = logging.getLogger("supportdesk")
 
 DESCRIPTION = """\
 The support desk of a software vendor: tickets, maintenance contracts, a prepaid-unit
@@ -55,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
-        housekeeping = asyncio.create_task(purge_idempotency_records(app.state.sessionmaker))
+        housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, app.state.rules))
         try:
             yield
         finally:
@@ -97,6 +102,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     _document_idempotency(app)
     return app
+
+
+HOUSEKEEPING_EVERY = timedelta(seconds=60)
+PURGE_EVERY_ROUNDS = 10
+
+
+async def _housekeeping(
+    sessionmaker: async_sessionmaker[AsyncSession], rules: BusinessRules
+) -> None:
+    """Work that time alone makes due: contracts that start or end with the date move
+    their customers' tickets; idempotency records past their retention go."""
+    rounds = 0
+    while True:
+        try:
+            async with sessionmaker() as session:
+                await TicketService(session, rules).refresh_turning_contracts()
+                await session.commit()
+            if rounds % PURGE_EVERY_ROUNDS == 0:
+                purged = await purge_expired_records(sessionmaker)
+                if purged:
+                    logger.info("purged %d expired idempotency records", purged)
+        except Exception:  # the next round tries again
+            logger.warning("housekeeping failed", exc_info=True)
+        rounds += 1
+        await asyncio.sleep(HOUSEKEEPING_EVERY.total_seconds())
 
 
 def _document_idempotency(app: FastAPI) -> None:

@@ -479,17 +479,9 @@ class IdempotencyMiddleware:
             logger.warning("could not release an idempotency claim", exc_info=True)
 
 
-async def purge_idempotency_records(
-    sessionmaker: async_sessionmaker[AsyncSession], every: timedelta = timedelta(minutes=10)
-) -> None:
-    """Delete records past their retention, now and then, for as long as the app runs."""
-    while True:
-        try:
-            async with sessionmaker() as session:
-                purged = await IdempotencyRepository(session).purge_expired(utcnow())
-                await session.commit()
-            if purged:
-                logger.info("purged %d expired idempotency records", purged)
-        except Exception:  # the next round tries again
-            logger.warning("could not purge idempotency records", exc_info=True)
-        await asyncio.sleep(every.total_seconds())
+async def purge_expired_records(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
+    """Delete the records past their retention; returns how many."""
+    async with sessionmaker() as session:
+        purged = await IdempotencyRepository(session).purge_expired(utcnow())
+        await session.commit()
+    return purged

@@ -29,9 +29,12 @@ CATEGORIES = (
 class Ticket(Base):
     """A support request with everything an add-on client knows about the problem.
 
-    ``blockers`` and ``support_group`` are not stored: they follow the customer's
-    standing now and are derived when the ticket is read. ``severity_rank`` (0 =
-    critical) exists so that the queue's order can be served from an index.
+    ``blockers`` and ``support_group`` are derived from the customer's standing now
+    whenever the ticket is read. For the queue to be one index range scan, the group's
+    rank is also kept in ``queue_group`` (0 = contract), and the severity's in
+    ``severity_rank`` (0 = critical): ``queue_group`` is rewritten whenever the
+    customer's standing changes (a purchase, units running out, a contract changed, and
+    a sweep when contracts start or end with the date).
     """
 
     __tablename__ = "tickets"
@@ -39,11 +42,13 @@ class Ticket(Base):
         CheckConstraint(f"status IN {STATUSES}", name="status_known"),
         CheckConstraint(f"category IN {CATEGORIES}", name="category_known"),
         CheckConstraint("severity_rank BETWEEN 0 AND 3", name="severity_rank_range"),
+        CheckConstraint("queue_group BETWEEN 0 AND 2", name="queue_group_range"),
         Index("ix_tickets_customer_id_id", "customer_id", "id"),
         Index("ix_tickets_status_id", "status", "id"),
-        # The queue: only open tickets, in the order they are worked within a group.
+        # The queue: only open tickets, in the order they are worked.
         Index(
             "ix_tickets_queue",
+            "queue_group",
             "severity_rank",
             "received_at",
             "id",
@@ -58,6 +63,7 @@ class Ticket(Base):
     category: Mapped[str] = mapped_column(String(30))
     severity: Mapped[str] = mapped_column(String(10))
     severity_rank: Mapped[int] = mapped_column(Integer)
+    queue_group: Mapped[int] = mapped_column(Integer, server_default="2")
     status: Mapped[str] = mapped_column(String(20))
     subject: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text)

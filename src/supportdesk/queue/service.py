@@ -8,8 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.config import BusinessRules
 from supportdesk.errors import InvalidInput
 from supportdesk.kit.auth import Principal
-from supportdesk.kit.clock import utcnow
 from supportdesk.kit.pagination import PageParams, encode_cursor
+from supportdesk.models import Ticket
 from supportdesk.queue.repository import QueueKey, TicketRepository
 from supportdesk.tickets.service import TicketService, TicketView
 
@@ -30,9 +30,9 @@ def _decode_key(after: str) -> QueueKey:
     return key
 
 
-def _encode_key(rank: int, view: TicketView) -> str:
-    t = view.ticket
-    return encode_cursor(json.dumps([rank, t.severity_rank, t.received_at.isoformat(), t.id]))
+def _encode_key(t: Ticket) -> str:
+    key = [t.queue_group, t.severity_rank, t.received_at.isoformat(), t.id]
+    return encode_cursor(json.dumps(key))
 
 
 class QueueService:
@@ -47,20 +47,17 @@ class QueueService:
 
     async def list_queue(self, params: PageParams) -> tuple[list[TicketView], str | None]:
         after = _decode_key(params.after) if params.after else None
-        today = self.rules.calendar.local_date(utcnow())
-        rows = await self.tickets.queue_page(today, params.limit + 1, after)
+        rows = await self.tickets.queue_page(params.limit + 1, after)
         more = len(rows) > params.limit
         rows = rows[: params.limit]
-        views = await self.ticket_service.views([ticket for ticket, _ in rows])
-        next_cursor = _encode_key(rows[-1][1], views[-1]) if more and rows else None
-        return views, next_cursor
+        next_cursor = _encode_key(rows[-1]) if more and rows else None
+        return await self.ticket_service.views(rows), next_cursor
 
     async def claim_next(self) -> TicketView | None:
         """Take the first ticket of the queue; two claimers never get the same one."""
-        today = self.rules.calendar.local_date(utcnow())
         passed_over: list[str] = []
         for _ in range(MAX_HELD_SKIPS):
-            ticket = await self.tickets.next_in_queue(today, skip=passed_over)
+            ticket = await self.tickets.next_in_queue(skip=passed_over)
             if ticket is None:
                 return None
             taken = await self.ticket_service.take_from_queue(ticket)

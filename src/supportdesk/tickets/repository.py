@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, exists, or_, select, tuple_
+from sqlalchemy import Select, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
@@ -14,7 +14,6 @@ from supportdesk.models import (
     Attachment,
     Comment,
     Contract,
-    Customer,
     Escalation,
     Product,
     Ticket,
@@ -22,20 +21,6 @@ from supportdesk.models import (
 )
 
 QueueKey = tuple[int, int, datetime, str]
-
-
-def group_rank(today: date) -> ColumnElement[int]:
-    """The customer's support group now, as the queue's first sort key (0 = contract).
-
-    Computed in the query from the contracts valid today and the balance, so a
-    contract that ends or units that run out move tickets without touching them.
-    """
-    valid_contract = exists().where(
-        Contract.customer_id == Ticket.customer_id,
-        Contract.starts_on <= today,
-        or_(Contract.ends_on.is_(None), Contract.ends_on >= today),
-    )
-    return case((valid_contract, 0), (Customer.unit_balance > 0, 1), else_=2)
 
 
 class TicketRepository(Repository):
@@ -98,39 +83,45 @@ class TicketRepository(Repository):
 
     # The queue ------------------------------------------------------------------
 
-    def _queue(self, today: date) -> Select[Ticket, int]:
-        rank = group_rank(today).label("group_rank")
+    def _queue(self) -> Select[Ticket]:
+        # One range scan of the partial index ix_tickets_queue, in working order.
         return (
-            select(Ticket, rank)
-            .join(Customer, Customer.id == Ticket.customer_id)
+            select(Ticket)
             .where(Ticket.status == "open")
-            .order_by(rank, Ticket.severity_rank, Ticket.received_at, Ticket.id)
+            .order_by(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
         )
 
-    async def queue_page(
-        self, today: date, limit: int, after: QueueKey | None
-    ) -> list[tuple[Ticket, int]]:
-        stmt = self._queue(today)
+    async def queue_page(self, limit: int, after: QueueKey | None) -> list[Ticket]:
+        stmt = self._queue()
         if after is not None:
-            key = tuple_(group_rank(today), Ticket.severity_rank, Ticket.received_at, Ticket.id)
+            key = tuple_(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
             stmt = stmt.where(key > tuple_(*after))
-        rows = (await self.session.execute(stmt.limit(limit))).all()
-        return [(ticket, int(rank)) for ticket, rank in rows]
+        return list((await self.session.scalars(stmt.limit(limit))).all())
 
-    async def next_in_queue(self, today: date, *, skip: Iterable[str] = ()) -> Ticket | None:
+    async def next_in_queue(self, *, skip: Iterable[str] = ()) -> Ticket | None:
         """The first open ticket, locked for this transaction.
 
         On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a ticket another claimer has locked
         is passed over, not waited for. SQLite runs one write transaction at a time.
         """
-        stmt = self._queue(today).limit(1)
+        stmt = self._queue().limit(1)
         skipped = list(skip)
         if skipped:
             stmt = stmt.where(Ticket.id.not_in(skipped))
         if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(of=Ticket, skip_locked=True)
-        row = (await self.session.execute(stmt)).first()
-        return None if row is None else row[0]
+            stmt = stmt.with_for_update(skip_locked=True)
+        return (await self.session.scalars(stmt)).first()
+
+    async def customers_whose_contracts_turn(self, today: date) -> list[str]:
+        """Customers with a contract starting today or having ended yesterday: their
+        standing changed with the date."""
+        yesterday = date.fromordinal(today.toordinal() - 1)
+        stmt = (
+            select(Contract.customer_id)
+            .where(or_(Contract.starts_on == today, Contract.ends_on == yesterday))
+            .distinct()
+        )
+        return list((await self.session.scalars(stmt)).all())
 
     # Comments, attachments, escalations ---------------------------------------------
 

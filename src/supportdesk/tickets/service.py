@@ -197,6 +197,12 @@ class TicketService:
             ticket.assignee_key_id = None
         return True
 
+    @staticmethod
+    def _place(ticket: Ticket, view: TicketView) -> None:
+        """Keep the stored copies of what is derived: the due time and the queue group."""
+        ticket.first_response_due = view.first_response_due
+        ticket.queue_group = view.support_group.rank
+
     def _touch(self, ticket: Ticket, now: datetime) -> None:
         ticket.updated_at = now
         ticket.version += 1
@@ -234,7 +240,7 @@ class TicketService:
             self._publish("ticket.status_changed", view, previous_status=old_status)
         if before.blockers and not view.blockers:
             self._publish("ticket.blockers_cleared", view)
-        ticket.first_response_due = view.first_response_due
+        self._place(ticket, view)
         return view
 
     # Use cases ---------------------------------------------------------------------
@@ -307,6 +313,7 @@ class TicketService:
             has_image_screenshot=False,
             has_database_backup=False,
             held=False,
+            queue_group=2,
             received_at=now,
             next_business_window=None if calendar.is_open(now) else calendar.next_opening(now),
             first_response_due=now,
@@ -318,7 +325,7 @@ class TicketService:
         ticket.held = view.held
         self._set_status(ticket, initial_status(view.held), now)
         view = await self.view(ticket)
-        ticket.first_response_due = view.first_response_due
+        self._place(ticket, view)
         await self.tickets.add(ticket)
         self._publish("ticket.created", view)
         return view
@@ -404,7 +411,7 @@ class TicketService:
         self, ticket: Ticket, previous: TicketStatus, now: datetime
     ) -> TicketView:
         view = await self.view(ticket)
-        ticket.first_response_due = view.first_response_due
+        self._place(ticket, view)
         await self.tickets.flush()
         self._publish("ticket.status_changed", view, previous_status=previous.value)
         return view
@@ -433,7 +440,7 @@ class TicketService:
             await self._settle(ticket, before, now, customer_answered=True)
         elif not data.internal:
             ticket.first_response_at = ticket.first_response_at or now
-            ticket.first_response_due = (await self.view(ticket)).first_response_due
+            self._place(ticket, await self.view(ticket))
         self._touch(ticket, now)
         await self.tickets.flush()
         return comment
@@ -593,14 +600,24 @@ class TicketService:
             )
             ticket.held = view.held
             old = ticket.status
+            self._place(ticket, view)
             if self._set_status(ticket, status, now):
                 self._touch(ticket, now)
                 settled = await self.view(ticket)
-                ticket.first_response_due = settled.first_response_due
+                self._place(ticket, settled)
                 self._publish("ticket.status_changed", settled, previous_status=old)
                 if not settled.blockers:
                     self._publish("ticket.blockers_cleared", settled)
         await self.tickets.flush()
+
+    async def refresh_turning_contracts(self) -> int:
+        """Re-place the tickets of customers whose contracts start or end with today's
+        date; run now and then, so the queue follows the calendar by itself."""
+        today = self.rules.calendar.local_date(utcnow())
+        customer_ids = await self.tickets.customers_whose_contracts_turn(today)
+        for customer_id in customer_ids:
+            await self.refresh_customer(customer_id)
+        return len(customer_ids)
 
 
 def _safe_filename(name: str) -> str:

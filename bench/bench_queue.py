@@ -1,0 +1,286 @@
+"""Queue reads and claims at scale on PostgreSQL.
+
+Seeds a database of its own with 10,000 customers (a fifth with a maintenance
+contract, a third with prepaid units) and 1,000,000 tickets in all states (bulk COPY,
+not requests), starts `supportdesk serve --workers 2`, and measures p50/p99 of
+`GET /api/v1/queue?limit=50` (8 concurrent readers) and of `POST /api/v1/queue/claim`
+(8 concurrent claimers). Writes bench/results/queue.json.
+
+    python bench/bench_queue.py [--tickets 1000000] [--reads 400] [--claims 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ADMIN_URL = os.environ.get(
+    "SUPPORTDESK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE = "supportdesk_bench_queue"
+RESULTS = Path(__file__).resolve().parent / "results" / "queue.json"
+STATUSES = [
+    ("closed", 0.80),
+    ("resolved", 0.10),
+    ("open", 0.05),
+    ("in_progress", 0.02),
+    ("awaiting_customer", 0.02),
+    ("escalated", 0.01),
+]
+SEVERITIES = ["critical", "high", "normal", "low"]
+CATEGORIES = ["bug_report", "operation", "how_to", "database_defect", "installation"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _seed(dsn: str, customers: int, tickets: int) -> None:
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        balances = [rng.choice([0, 0, 5, 40]) for _ in range(customers)]
+        customer_rows = [
+            (f"cus_{i:026d}", f"Customer {i}", None, balances[i], 0, None, now, now)
+            for i in range(customers)
+        ]
+        # The group each customer stands in: a contract for every fifth, else the balance.
+        groups = [0 if i % 5 == 0 else (1 if balances[i] > 0 else 2) for i in range(customers)]
+        await conn.copy_records_to_table(
+            "customers",
+            records=customer_rows,
+            columns=[
+                "id",
+                "name",
+                "external_ref",
+                "unit_balance",
+                "last_balance_change",
+                "unit_warning_levels",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        contracts = [
+            (
+                f"ctr_{i:026d}",
+                f"cus_{i:026d}",
+                "maintenance",
+                date(2020, 1, 1),
+                None if i % 2 else date(2030, 12, 31),
+                now,
+                now,
+            )
+            for i in range(0, customers, 5)
+        ]
+        await conn.copy_records_to_table(
+            "contracts",
+            records=contracts,
+            columns=[
+                "id",
+                "customer_id",
+                "kind",
+                "starts_on",
+                "ends_on",
+                "created_at",
+                "updated_at",
+            ],
+        )
+        statuses = [s for s, _ in STATUSES]
+        weights = [w for _, w in STATUSES]
+        columns = [
+            "id",
+            "customer_id",
+            "category",
+            "severity",
+            "severity_rank",
+            "status",
+            "subject",
+            "description",
+            "steps_to_reproduce",
+            "env_os",
+            "env_host_application",
+            "env_extra",
+            "proposed_appointments",
+            "has_image_screenshot",
+            "has_database_backup",
+            "held",
+            "received_at",
+            "first_response_due",
+            "updated_at",
+            "version",
+            "queue_group",
+        ]
+        batch: list[tuple[object, ...]] = []
+        for i in range(tickets):
+            severity = rng.randrange(4)
+            owner = rng.randrange(customers)
+            received = now - timedelta(minutes=rng.randrange(60 * 24 * 730))
+            batch.append(
+                (
+                    f"tkt_{i:026d}",
+                    f"cus_{owner:026d}",
+                    rng.choice(CATEGORIES),
+                    SEVERITIES[severity],
+                    severity,
+                    rng.choices(statuses, weights)[0],
+                    "Import fails",
+                    "The import stops with an error.",
+                    "1. 2. 3.",
+                    "Windows 11",
+                    "ArchiCAD",
+                    "{}",
+                    "[]",
+                    True,
+                    False,
+                    False,
+                    received,
+                    received + timedelta(hours=4),
+                    received,
+                    1,
+                    groups[owner],
+                )
+            )
+            if len(batch) == 50_000:
+                await conn.copy_records_to_table("tickets", records=batch, columns=columns)
+                batch.clear()
+        if batch:
+            await conn.copy_records_to_table("tickets", records=batch, columns=columns)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def _timed(
+    http: httpx.AsyncClient,
+    count: int,
+    concurrency: int,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+) -> tuple[list[float], dict[int, int]]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            response = await http.request(method, url, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses
+
+
+def _summary(latencies: list[float], statuses: dict[int, int], seconds: float) -> dict[str, object]:
+    q = statistics.quantiles(latencies, n=100)
+    return {
+        "requests": len(latencies),
+        "requests_per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(q[49] * 1000, 2),
+        "p99_ms": round(q[98] * 1000, 2),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+    }
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--reads", type=int, default=400)
+    parser.add_argument("--claims", type=int, default=400)
+    args = parser.parse_args()
+
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    await admin.close()
+    dsn = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+    env = {
+        **os.environ,
+        "SUPPORTDESK_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+        "SUPPORTDESK_LOG_LEVEL": "warning",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "supportdesk.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    started = time.perf_counter()
+    await _seed(dsn, args.customers, args.tickets)
+    seed_seconds = time.perf_counter() - started
+    key = subprocess.run(
+        [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "agent"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            await _timed(http, 20, 4, "GET", "/api/v1/queue?limit=50", headers)  # warm-up
+            t = time.perf_counter()
+            reads = await _timed(http, args.reads, 8, "GET", "/api/v1/queue?limit=50", headers)
+            read_summary = _summary(*reads, time.perf_counter() - t)
+            t = time.perf_counter()
+            claims = await _timed(http, args.claims, 8, "POST", "/api/v1/queue/claim", headers)
+            claim_summary = _summary(*claims, time.perf_counter() - t)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin.close()
+    result = {
+        "tickets": args.tickets,
+        "customers": args.customers,
+        "seed_seconds": round(seed_seconds, 1),
+        "queue_read_limit_50": read_summary,
+        "claim": claim_summary,
+    }
+    print(json.dumps(result, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    errors = [
+        s
+        for summary in (read_summary, claim_summary)
+        for s in summary["statuses"]
+        if not s.startswith("2")
+    ]  # type: ignore[union-attr]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
