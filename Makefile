@@ -51,6 +51,9 @@ db-revision: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_domain.py
+	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_queue.py
+	$(BIN)/python bench/bench_upload.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -262,6 +262,36 @@ class TestTicketCreation:
         ).status_code == 404
         listed = (await client.get("/api/v1/tickets", headers=key)).json()
         assert {t["customer_id"] for t in listed["items"]} == {own}
+        filtered = await client.get("/api/v1/tickets", params={"customer_id": other}, headers=key)
+        assert filtered.status_code == 404
+        unknown = await client.get(
+            "/api/v1/tickets", params={"customer_id": "cus_nope"}, headers=admin
+        )
+        assert unknown.status_code == 404
+
+    async def test_list_filters_by_status_and_category(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        customer_id = await customer(client, admin)
+        held = await ticket(client, admin, customer_id)
+        question = await ticket(client, admin, customer_id, category="how_to")
+        url = "/api/v1/tickets"
+        by_status = (
+            await client.get(
+                url,
+                params={"status": "awaiting_customer", "customer_id": customer_id},
+                headers=admin,
+            )
+        ).json()
+        assert {t["id"] for t in by_status["items"]} == {held["id"], question["id"]}
+        by_category = (
+            await client.get(
+                url, params={"category": "how_to", "customer_id": customer_id}, headers=admin
+            )
+        ).json()
+        assert [t["id"] for t in by_category["items"]] == [question["id"]]
+        bad = await client.get(url, params={"status": "sleeping"}, headers=admin)
+        assert bad.status_code == 422
 
     async def test_staff_must_name_the_customer(self, client: httpx.AsyncClient, admin) -> None:
         response = await client.post(

@@ -263,6 +263,9 @@ class TicketService:
         category: TicketCategory | None = None,
         severity: Severity | None = None,
     ) -> tuple[list[TicketView], str | None]:
+        if customer_id is not None and await self.customers.get_by_id(customer_id) is None:
+            # Another customer's id in a filter is as unknown as one that does not exist.
+            raise NotFound.of("customer", customer_id)
         rows, next_cursor = await self.tickets.list_page(
             params,
             status=status.value if status else None,
