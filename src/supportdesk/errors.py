@@ -83,6 +83,13 @@ class InvalidInput(AppError):
         return {"errors": [{"loc": self.loc, "msg": self.detail}]}
 
 
+class TooManyRequests(AppError):
+    status, slug, title = 429, "too-many-requests", "Too Many Requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Content Too Large"
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,10 +47,14 @@ class StandingService:
         self.rules = rules
         self.contracts = ContractRepository(session)
 
-    async def groups_of(self, customers: Iterable[Customer]) -> dict[str, SupportGroup]:
+    async def groups_of(
+        self, customers: Iterable[Customer], *, on: date | None = None
+    ) -> dict[str, SupportGroup]:
+        """The groups now; with ``on``, contracts are judged on that day (the balance is
+        always today's)."""
         customers = list(customers)
         contracts = await self.contracts.list_for_customers(c.id for c in customers)
-        today = self.rules.calendar.local_date(utcnow())
+        today = on or self.rules.calendar.local_date(utcnow())
         return {
             c.id: support_group(
                 [ContractPeriod(k.starts_on, k.ends_on) for k in contracts.get(c.id, [])],
@@ -59,8 +64,8 @@ class StandingService:
             for c in customers
         }
 
-    async def group_of(self, customer: Customer) -> SupportGroup:
-        return (await self.groups_of([customer]))[customer.id]
+    async def group_of(self, customer: Customer, *, on: date | None = None) -> SupportGroup:
+        return (await self.groups_of([customer], on=on))[customer.id]
 
 
 class CustomerService:

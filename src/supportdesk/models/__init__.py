@@ -8,6 +8,7 @@ from supportdesk.models.event import Event
 from supportdesk.models.idempotency_record import IdempotencyRecord
 from supportdesk.models.ledger_entry import LedgerEntry
 from supportdesk.models.product import Product
+from supportdesk.models.remote_session import JoinAttempts, RemoteSession, SessionLog
 from supportdesk.models.ticket import Attachment, Comment, Escalation, Ticket, TicketPause
 
 __all__ = [
@@ -20,8 +21,11 @@ __all__ = [
     "Escalation",
     "Event",
     "IdempotencyRecord",
+    "JoinAttempts",
     "LedgerEntry",
     "Product",
+    "RemoteSession",
+    "SessionLog",
     "Ticket",
     "TicketPause",
 ]
