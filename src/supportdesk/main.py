@@ -33,6 +33,7 @@ from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.sessions.endpoints import router as sessions_router
+from supportdesk.statements.endpoints import router as statements_router
 from supportdesk.tickets.endpoints import router as tickets_router
 from supportdesk.tickets.service import TicketService
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue_router,
         ledger_router,
         sessions_router,
+        statements_router,
     ):
         app.include_router(router)
     _document_idempotency(app)

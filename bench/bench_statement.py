@@ -1,0 +1,225 @@
+"""A statement for a customer with 100,000 sessions: time and server memory.
+
+Seeds a PostgreSQL database of its own (bulk COPY) with one customer, 100,000 billed
+session logs and their ledger debits, starts `supportdesk serve` (one worker, so the
+measured process is the one answering) and fetches the statement as JSON, CSV and
+PDF. Reports seconds, body size and the server's peak resident memory (VmHWM) above
+its level before the first statement. Writes bench/results/statement.json.
+
+    python bench/bench_statement.py [--sessions 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ADMIN_URL = os.environ.get(
+    "SUPPORTDESK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+DATABASE = "supportdesk_bench_statement"
+RESULTS = Path(__file__).resolve().parent / "results" / "statement.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
+
+
+async def _seed(dsn: str, sessions: int) -> None:
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO customers (id, name, unit_balance, last_balance_change, created_at, "
+            "updated_at) VALUES ('cus_bench', 'Fa. Walter Maier GmbH', 0, 0, $1, $1)",
+            now,
+        )
+        logs, entries = [], []
+        for i in range(sessions):
+            started = now - timedelta(days=20) + timedelta(seconds=10 * i)
+            seconds = 300 + (i * 37) % 3300
+            units = -(-seconds // 900)
+            log_id, entry_id = f"sl_{i:026d}", f"led_{i:026d}"
+            logs.append(
+                (
+                    log_id,
+                    "cus_bench",
+                    f"Fa. Walter Maier GmbH – PC {i % 40}",
+                    started,
+                    seconds,
+                    "Klaus Hörner",
+                    "Internet-Explorer aktualisiert, Neustart des PC",
+                    True,
+                    False,
+                    "logged",
+                    "charged",
+                    units,
+                    0,
+                    units,
+                    0,
+                    entry_id,
+                    started,
+                )
+            )
+            entries.append(
+                (
+                    entry_id,
+                    "cus_bench",
+                    "debit",
+                    units,
+                    0,
+                    0,
+                    units,
+                    "EUR",
+                    "session",
+                    log_id,
+                    0,
+                    started,
+                    started,
+                )
+            )
+        await conn.copy_records_to_table(
+            "session_logs",
+            records=logs,
+            columns=[
+                "id",
+                "customer_id",
+                "partner",
+                "started_at",
+                "duration_seconds",
+                "supporter",
+                "notes",
+                "billable",
+                "bill_at_list_price",
+                "origin",
+                "billing_outcome",
+                "units",
+                "units_charged",
+                "units_at_list_price",
+                "units_covered",
+                "ledger_entry_id",
+                "created_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "ledger_entries",
+            records=entries,
+            columns=[
+                "id",
+                "customer_id",
+                "kind",
+                "units",
+                "change",
+                "units_debited",
+                "units_billed_at_list_price",
+                "currency",
+                "cause_type",
+                "cause_id",
+                "balance_after",
+                "recorded_at",
+                "effective_at",
+            ],
+        )
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=100_000)
+    args = parser.parse_args()
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
+    await admin.close()
+    dsn = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
+    env = {
+        **os.environ,
+        "SUPPORTDESK_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
+        "SUPPORTDESK_LOG_LEVEL": "warning",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "supportdesk.cli", "db", "upgrade"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    await _seed(dsn, args.sessions)
+    key = subprocess.run(
+        [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "agent"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)], env=env
+    )
+    today = datetime.now(UTC).date()
+    params = {"from": (today - timedelta(days=40)).isoformat(), "to": today.isoformat()}
+    results: dict[str, object] = {"sessions": args.sessions}
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
+            for _ in range(300):
+                try:
+                    if (await http.get("/health/ready")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            baseline = _kib(server.pid, "VmRSS")
+            results["server_rss_before_mib"] = round(baseline / 1024, 1)
+            for fmt in ("json", "csv", "pdf"):
+                started = time.perf_counter()
+                size = 0
+                async with http.stream(
+                    "GET",
+                    "/api/v1/customers/cus_bench/statement",
+                    params={**params, "format": fmt},
+                    headers={"Authorization": f"Bearer {key}"},
+                ) as response:
+                    assert response.status_code == 200, await response.aread()
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                results[fmt] = {
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "bytes": size,
+                    "server_peak_rss_growth_mib": round(
+                        (_kib(server.pid, "VmHWM") - baseline) / 1024, 1
+                    ),
+                }
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        admin = await asyncpg.connect(ADMIN_URL)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await admin.close()
+    print(json.dumps(results, indent=2))
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
