@@ -54,6 +54,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_queue.py
 	$(BIN)/python bench/bench_upload.py
+	$(BIN)/python bench/bench_statement.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
         description='package size from which a unit price applies, e.g. {"10": "28.00"}',
     )
     warning_levels: list[int] = Field(default_factory=lambda: [4])
+    session_code_minutes: int = Field(default=10, ge=1, le=120)
 
     # First-response targets (DOMAIN.md, "Service-level targets").
     sla_prompt_hours: Decimal = Field(default=Decimal(4), gt=0, description="contract, premium")
@@ -146,6 +147,7 @@ class BusinessRules:
     billing: BillingSettings
     price_list: PriceList
     warning_levels: tuple[int, ...]
+    session_code_lifetime: timedelta
 
 
 def _weekly(time_zone: str, days: str, ranges: str, closed: frozenset[date]) -> BusinessCalendar:
@@ -205,4 +207,5 @@ def build_rules(settings: Settings, today: date | None = None) -> BusinessRules:
             settings.list_price, settings.price_tiers, settings.currency
         ),
         warning_levels=tuple(settings.warning_levels),
+        session_code_lifetime=timedelta(minutes=settings.session_code_minutes),
     )

@@ -103,6 +103,7 @@ class TestCodeLifecycle:
         assert ended.status_code == 200, ended.text
         log_read = ended.json()
         assert log_read["ended_by"] == "agent"
+        assert log_read["supporter"] == "test"  # the name of the agent's API key
         assert log_read["partner"] == "Fa. Walter Maier GmbH – PC Herr Maier"
         assert log_read["billing"]["outcome"] == "charged"
         assert (await join(client, key, code)).status_code == 404

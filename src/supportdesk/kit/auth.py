@@ -78,6 +78,7 @@ class Principal:
     key_id: str
     role: Role
     customer_id: str | None
+    name: str = ""
 
     @property
     def customer_scope(self) -> str | None:
@@ -132,7 +133,9 @@ async def authenticate(
         key = await ApiKeyRepository(session).get_active_by_hash(hash_key(credentials.credentials))
     if key is None:
         raise Unauthorized("The API key is unknown or has been revoked.")
-    principal = Principal(key_id=key.id, role=Role(key.role), customer_id=key.customer_id)
+    principal = Principal(
+        key_id=key.id, role=Role(key.role), customer_id=key.customer_id, name=key.name
+    )
     request.state.principal = principal
     return principal
 

@@ -31,6 +31,9 @@ class RemoteSessionCreate(RequestModel):
     bill_at_list_price: StrictBool = Field(
         default=False, description="Required for a `standard` customer: remote work is billed."
     )
+    supporter: Text200 | None = Field(
+        default=None, description="Who works; default: the name of the caller's API key."
+    )
 
 
 class RemoteSessionOpened(ResponseModel):

@@ -51,7 +51,6 @@ from supportdesk.sessions.schemas import (
 from supportdesk.tickets.repository import TicketRepository
 
 CODE_DIGITS = 9
-CODE_LIFETIME = timedelta(minutes=10)
 FREE_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=10)
 MAX_BLOCK = timedelta(hours=1)
@@ -134,8 +133,13 @@ class SessionService:
             if contact is None or contact.customer_id != customer_id:
                 raise NotFound.of("contact", contact_id)
 
-    def _supporter(self) -> str:
-        return self.principal.key_id if self.principal else "system"
+    def _supporter(self, given: str | None = None) -> str:
+        """Who does the work: as given, else the name of the supporter's API key."""
+        if given:
+            return given
+        if self.principal is None:
+            return "system"
+        return self.principal.name or self.principal.key_id
 
     async def open_session(self, data: RemoteSessionCreate) -> tuple[RemoteSession, str]:
         """A waiting session and its one-time code, to be read out over the phone."""
@@ -153,9 +157,9 @@ class SessionService:
                 computer=data.computer,
                 bill_at_list_price=data.bill_at_list_price,
                 code_hash=hash_code(code),
-                code_expires_at=now + CODE_LIFETIME,
+                code_expires_at=now + self.rules.session_code_lifetime,
                 status="waiting",
-                supporter=self._supporter(),
+                supporter=self._supporter(data.supporter),
                 opened_by=self.principal.key_id if self.principal else None,
                 created_at=now,
             )
