@@ -14,74 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-import asyncpg
 import httpx
+from common import RESULTS, cli, postgres_database, running_server, service_env
 
-ADMIN_URL = os.environ.get(
-    "SUPPORTDESK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DATABASE = "supportdesk_bench_ledger"
-RESULTS = Path(__file__).resolve().parent / "results" / "ledger.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _recreate_database() -> str:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-    finally:
-        await conn.close()
-    base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    return f"{base}/{DATABASE}"
-
-
-async def _drop_database() -> None:
-    conn = await asyncpg.connect(ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return result.stdout.strip()
-
-
-async def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(300):
-            if process.poll() is not None:
-                raise RuntimeError("the server exited")
-            try:
-                if (await http.get(f"{base}/health/ready")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError("the server did not get ready")
 
 
 async def _load(
@@ -146,34 +87,22 @@ async def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    url = await _recreate_database()
-    env = {
-        **os.environ,
-        "SUPPORTDESK_DATABASE_URL": url,
-        "SUPPORTDESK_DATABASE_POOL_SIZE": str(max(4, args.clients // args.workers + 2)),
-        "SUPPORTDESK_LOG_LEVEL": "warning",
-    }
-    _cli(env, "db", "upgrade")
-    admin = {"Authorization": f"Bearer {_cli(env, 'api-key', 'create', '--role', 'admin')}"}
-    port = _free_port()
-    command = [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen([*command, "--workers", str(args.workers)], env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        await _wait_ready(base, process)
-        result = await _load(base, admin, args.clients, args.seconds)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        await _drop_database()
+    async with postgres_database(DATABASE) as dsn:
+        env = service_env(
+            dsn, SUPPORTDESK_DATABASE_POOL_SIZE=str(max(4, args.clients // args.workers + 2))
+        )
+        cli(env, "db", "upgrade")
+        admin = {"Authorization": f"Bearer {cli(env, 'api-key', 'create', '--role', 'admin')}"}
+        with running_server(env, workers=args.workers) as (base, _):
+            result = await _load(base, admin, args.clients, args.seconds)
     result["workers"] = args.workers
     header = ("clients", "debits", "debits/s", "p50 ms", "p99 ms", "errors")
     print(f"{'scenario':<14}" + "".join(f"{h:>10}" for h in header))
     keys = ("clients", "debits", "debits_per_second", "p50_ms", "p99_ms", "errors")
     print(f"{'ledger debit':<14}" + "".join(f"{result[k]!s:>10}" for k in keys))
     print(f"balance equals the sum of entries: {result['balance_equals_sum_of_entries']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ledger.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["errors"] == 0 and result["balance_equals_sum_of_entries"] else 1
 
 

@@ -14,24 +14,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
+from common import RESULTS, cli, postgres_database, running_server, service_env
 
-ADMIN_URL = os.environ.get(
-    "SUPPORTDESK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DATABASE = "supportdesk_bench_queue"
-RESULTS = Path(__file__).resolve().parent / "results" / "queue.json"
 STATUSES = [
     ("closed", 0.80),
     ("resolved", 0.10),
@@ -42,12 +35,6 @@ STATUSES = [
 ]
 SEVERITIES = ["critical", "high", "normal", "low"]
 CATEGORIES = ["bug_report", "operation", "how_to", "database_defect", "installation"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _seed(dsn: str, customers: int, tickets: int) -> None:
@@ -210,59 +197,22 @@ async def main() -> int:
     parser.add_argument("--claims", type=int, default=400)
     args = parser.parse_args()
 
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    await admin.close()
-    dsn = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
-    env = {
-        **os.environ,
-        "SUPPORTDESK_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
-        "SUPPORTDESK_LOG_LEVEL": "warning",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", "db", "upgrade"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    started = time.perf_counter()
-    await _seed(dsn, args.customers, args.tickets)
-    seed_seconds = time.perf_counter() - started
-    key = subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "agent"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-    )
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            await _timed(http, 20, 4, "GET", "/api/v1/queue?limit=50", headers)  # warm-up
-            t = time.perf_counter()
-            reads = await _timed(http, args.reads, 8, "GET", "/api/v1/queue?limit=50", headers)
-            read_summary = _summary(*reads, time.perf_counter() - t)
-            t = time.perf_counter()
-            claims = await _timed(http, args.claims, 8, "POST", "/api/v1/queue/claim", headers)
-            claim_summary = _summary(*claims, time.perf_counter() - t)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database(DATABASE) as dsn:
+        env = service_env(dsn)
+        cli(env, "db", "upgrade")
+        started = time.perf_counter()
+        await _seed(dsn, args.customers, args.tickets)
+        seed_seconds = time.perf_counter() - started
+        headers = {"Authorization": f"Bearer {cli(env, 'api-key', 'create', '--role', 'agent')}"}
+        with running_server(env, workers=2) as (base, _):
+            async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                await _timed(http, 20, 4, "GET", "/api/v1/queue?limit=50", headers)  # warm-up
+                t = time.perf_counter()
+                reads = await _timed(http, args.reads, 8, "GET", "/api/v1/queue?limit=50", headers)
+                read_summary = _summary(*reads, time.perf_counter() - t)
+                t = time.perf_counter()
+                claims = await _timed(http, args.claims, 8, "POST", "/api/v1/queue/claim", headers)
+                claim_summary = _summary(*claims, time.perf_counter() - t)
     result = {
         "tickets": args.tickets,
         "customers": args.customers,
@@ -271,15 +221,15 @@ async def main() -> int:
         "claim": claim_summary,
     }
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    errors = [
-        s
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "queue.json").write_text(json.dumps(result, indent=2) + "\n")
+    failed = [
+        status
         for summary in (read_summary, claim_summary)
-        for s in summary["statuses"]
-        if not s.startswith("2")
-    ]  # type: ignore[union-attr]
-    return 1 if errors else 0
+        for status in summary["statuses"]  # type: ignore[attr-defined]
+        if not status.startswith("2")
+    ]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

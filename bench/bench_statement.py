@@ -14,35 +14,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
+from common import RESULTS, cli, memory_kib, postgres_database, running_server, service_env
 
-ADMIN_URL = os.environ.get(
-    "SUPPORTDESK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 DATABASE = "supportdesk_bench_statement"
-RESULTS = Path(__file__).resolve().parent / "results" / "statement.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
 
 
 async def _seed(dsn: str, sessions: int) -> None:
@@ -149,75 +129,40 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=100_000)
     args = parser.parse_args()
-    admin = await asyncpg.connect(ADMIN_URL)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{DATABASE}"')
-    await admin.close()
-    dsn = ADMIN_URL.rsplit("/", 1)[0] + f"/{DATABASE}"
-    env = {
-        **os.environ,
-        "SUPPORTDESK_DATABASE_URL": dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
-        "SUPPORTDESK_LOG_LEVEL": "warning",
-    }
-    subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", "db", "upgrade"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    await _seed(dsn, args.sessions)
-    key = subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "agent"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)], env=env
-    )
     today = datetime.now(UTC).date()
     params = {"from": (today - timedelta(days=40)).isoformat(), "to": today.isoformat()}
     results: dict[str, object] = {"sessions": args.sessions}
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
-            for _ in range(300):
-                try:
-                    if (await http.get("/health/ready")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
-            baseline = _kib(server.pid, "VmRSS")
-            results["server_rss_before_mib"] = round(baseline / 1024, 1)
-            for fmt in ("json", "csv", "pdf"):
-                started = time.perf_counter()
-                size = 0
-                async with http.stream(
-                    "GET",
-                    "/api/v1/customers/cus_bench/statement",
-                    params={**params, "format": fmt},
-                    headers={"Authorization": f"Bearer {key}"},
-                ) as response:
-                    assert response.status_code == 200, await response.aread()
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                results[fmt] = {
-                    "seconds": round(time.perf_counter() - started, 2),
-                    "bytes": size,
-                    "server_peak_rss_growth_mib": round(
-                        (_kib(server.pid, "VmHWM") - baseline) / 1024, 1
-                    ),
-                }
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        admin = await asyncpg.connect(ADMIN_URL)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        await admin.close()
+    async with postgres_database(DATABASE) as dsn:
+        env = service_env(dsn)
+        cli(env, "db", "upgrade")
+        await _seed(dsn, args.sessions)
+        key = cli(env, "api-key", "create", "--role", "agent")
+        with running_server(env) as (base, server):
+            async with httpx.AsyncClient(base_url=base, timeout=600) as http:
+                baseline = memory_kib(server.pid, "VmRSS")
+                results["server_rss_before_mib"] = round(baseline / 1024, 1)
+                for fmt in ("json", "csv", "pdf"):
+                    started = time.perf_counter()
+                    size = 0
+                    async with http.stream(
+                        "GET",
+                        "/api/v1/customers/cus_bench/statement",
+                        params={**params, "format": fmt},
+                        headers={"Authorization": f"Bearer {key}"},
+                    ) as response:
+                        assert response.status_code == 200, await response.aread()
+                        async for chunk in response.aiter_bytes():
+                            size += len(chunk)
+                    results[fmt] = {
+                        "seconds": round(time.perf_counter() - started, 2),
+                        "bytes": size,
+                        "server_peak_rss_growth_mib": round(
+                            (memory_kib(server.pid, "VmHWM") - baseline) / 1024, 1
+                        ),
+                    }
     print(json.dumps(results, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "statement.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

@@ -14,8 +14,7 @@ import argparse
 import hashlib
 import json
 import os
-import socket
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -23,23 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from common import RESULTS, cli, memory_kib, running_server, service_env
 
-RESULTS = Path(__file__).resolve().parent / "results" / "upload.json"
 CHUNK = 1024 * 1024
 LIMIT_MIB = 64
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _memory_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not found")
 
 
 def _body(boundary: str, mib: int, digest: hashlib._Hash) -> Iterator[bytes]:
@@ -61,30 +47,14 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=1024)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="supportdesk-upload-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTDESK_")}
-    env["SUPPORTDESK_LOG_LEVEL"] = "warning"
-    key = subprocess.run(
-        [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "admin"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)], cwd=folder, env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {key}"}
+    env = service_env()
     try:
-        with httpx.Client(base_url=base, timeout=600) as http:
-            for _ in range(300):
-                try:
-                    if http.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        key = cli(env, "api-key", "create", "--role", "admin", cwd=folder)
+        headers = {"Authorization": f"Bearer {key}"}
+        with (
+            running_server(env, cwd=folder) as (base, server),
+            httpx.Client(base_url=base, timeout=600) as http,
+        ):
             customer = http.post("/api/v1/customers", json={"name": "Big"}, headers=headers).json()
             ticket = http.post(
                 "/api/v1/tickets",
@@ -97,7 +67,7 @@ def main() -> int:
                 },
                 headers=headers,
             ).json()
-            baseline = _memory_kib(server.pid, "VmRSS")
+            baseline = memory_kib(server.pid, "VmRSS")
             digest = hashlib.sha256()
             boundary = "supportdesk-bench-boundary"
             started = time.perf_counter()
@@ -107,27 +77,25 @@ def main() -> int:
                 headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
             )
             seconds = time.perf_counter() - started
-            peak = _memory_kib(server.pid, "VmHWM")
-        assert response.status_code == 201, response.text
-        attachment = response.json()
-        result = {
-            "upload_mib": args.mib,
-            "seconds": round(seconds, 1),
-            "mib_per_second": round(args.mib / seconds, 1),
-            "server_rss_before_mib": round(baseline / 1024, 1),
-            "server_peak_rss_mib": round(peak / 1024, 1),
-            "growth_mib": round((peak - baseline) / 1024, 1),
-            "limit_mib": LIMIT_MIB,
-            "sha256_matches": attachment["sha256"] == digest.hexdigest(),
-            "size_matches": attachment["size"] == args.mib * CHUNK,
-        }
+            peak = memory_kib(server.pid, "VmHWM")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        subprocess.run(["rm", "-rf", str(folder)], check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert response.status_code == 201, response.text
+    attachment = response.json()
+    result = {
+        "upload_mib": args.mib,
+        "seconds": round(seconds, 1),
+        "mib_per_second": round(args.mib / seconds, 1),
+        "server_rss_before_mib": round(baseline / 1024, 1),
+        "server_peak_rss_mib": round(peak / 1024, 1),
+        "growth_mib": round((peak - baseline) / 1024, 1),
+        "limit_mib": LIMIT_MIB,
+        "sha256_matches": attachment["sha256"] == digest.hexdigest(),
+        "size_matches": attachment["size"] == args.mib * CHUNK,
+    }
     print(json.dumps(result, indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "upload.json").write_text(json.dumps(result, indent=2) + "\n")
     ok = result["growth_mib"] < LIMIT_MIB and result["sha256_matches"] and result["size_matches"]
     return 0 if ok else 1
 

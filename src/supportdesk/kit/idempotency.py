@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.datastructures import Headers
@@ -128,15 +128,20 @@ class IdempotencyRepository(Repository):
         record.locked_until = now + policy.lease
         record.expires_at = now + policy.retention
 
+    @staticmethod
+    def _still_held(claim: IdempotencyRecord) -> tuple[ColumnElement[bool], ...]:
+        """The claim's row, as long as this request still holds it."""
+        return (
+            IdempotencyRecord.scope == claim.scope,
+            IdempotencyRecord.key == claim.key,
+            IdempotencyRecord.token == claim.token,
+            IdempotencyRecord.state == "running",
+        )
+
     async def extend_lease(self, claim: IdempotencyRecord, until: datetime) -> None:
         await self.session.execute(
             update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.scope == claim.scope,
-                IdempotencyRecord.key == claim.key,
-                IdempotencyRecord.token == claim.token,
-                IdempotencyRecord.state == "running",
-            )
+            .where(*self._still_held(claim))
             .values(locked_until=until)
             .execution_options(synchronize_session=False)
         )
@@ -151,12 +156,7 @@ class IdempotencyRepository(Repository):
         """Store the answer, if this request still holds the claim (its token)."""
         result = await self.session.execute(
             update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.scope == claim.scope,
-                IdempotencyRecord.key == claim.key,
-                IdempotencyRecord.token == claim.token,
-                IdempotencyRecord.state == "running",
-            )
+            .where(*self._still_held(claim))
             .values(
                 state="done",
                 response_status=status,
@@ -170,12 +170,7 @@ class IdempotencyRepository(Repository):
     async def release(self, claim: IdempotencyRecord) -> None:
         await self.session.execute(
             delete(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.scope == claim.scope,
-                IdempotencyRecord.key == claim.key,
-                IdempotencyRecord.token == claim.token,
-                IdempotencyRecord.state == "running",
-            )
+            .where(*self._still_held(claim))
             .execution_options(synchronize_session=False)
         )
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from sqlalchemy import Select, select
@@ -79,24 +78,6 @@ class SessionRepository(Repository):
         if ends is not None:
             stmt = stmt.where(SessionLog.started_at < ends)
         return await fetch_page(self.session, stmt, SessionLog.id, params)
-
-    async def stream_logs(
-        self, customer_id: str, starts: datetime, ends: datetime
-    ) -> AsyncIterator[SessionLog]:
-        """The customer's logs started in ``[starts, ends)``, oldest first, streamed."""
-        stmt = (
-            select(SessionLog)
-            .where(
-                SessionLog.customer_id == customer_id,
-                SessionLog.started_at >= starts,
-                SessionLog.started_at < ends,
-            )
-            .order_by(SessionLog.started_at, SessionLog.id)
-            .execution_options(yield_per=500)
-        )
-        result = await self.session.stream_scalars(stmt)
-        async for log in result:
-            yield log
 
     async def join_attempts(self, api_key_id: str) -> JoinAttempts | None:
         return await self.session.get(JoinAttempts, api_key_id, with_for_update=True)
