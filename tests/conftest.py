@@ -191,7 +191,7 @@ def headers_for(make_key: MakeKey) -> Headers:
 
 @asynccontextmanager
 async def live_client(
-    database_url: str, *, pool_size: int = 10, tmp_dir: Path | None = None
+    database_url: str, *, pool_size: int = 10, tmp_dir: Path | None = None, **overrides: object
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app on a real engine that commits, as in production (no rollback isolation).
 
@@ -202,6 +202,8 @@ async def live_client(
         database_pool_size=pool_size,
         database_max_overflow=pool_size,
         attachments_dir=(tmp_dir or Path(tempfile.gettempdir())) / "attachments",
+        webhook_dispatcher_enabled=False,
+        **overrides,  # type: ignore[arg-type]
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

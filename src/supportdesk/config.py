@@ -100,6 +100,17 @@ class Settings(BaseSettings):
     warning_levels: list[int] = Field(default_factory=lambda: [4])
     session_code_minutes: int = Field(default=10, ge=1, le=120)
 
+    # Webhooks and the dispatcher that delivers them (inside the service by default).
+    webhooks_allow_private: bool = Field(
+        default=False, description="allow webhook URLs on private and loopback addresses"
+    )
+    webhook_dispatcher_enabled: bool = True
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    webhook_give_up_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
     # First-response targets (DOMAIN.md, "Service-level targets").
     sla_prompt_hours: Decimal = Field(default=Decimal(4), gt=0, description="contract, premium")
     sla_critical_hours: Decimal = Field(default=Decimal(1), gt=0, description="their critical")

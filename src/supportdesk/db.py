@@ -93,6 +93,10 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
+    # Imported here: the audit hook needs the models, which need this module.
+    from supportdesk.kit.audit import install_audit
+
+    install_audit()
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url,

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk import __version__
 from supportdesk.api_keys.endpoints import router as api_keys_router
+from supportdesk.audit.endpoints import router as audit_router
 from supportdesk.config import BusinessRules, Settings, build_rules, get_settings
 from supportdesk.contracts.endpoints import router as contracts_router
 from supportdesk.customers.endpoints import router as customers_router
@@ -36,6 +37,7 @@ from supportdesk.sessions.endpoints import router as sessions_router
 from supportdesk.statements.endpoints import router as statements_router
 from supportdesk.tickets.endpoints import router as tickets_router
 from supportdesk.tickets.service import TicketService
+from supportdesk.webhooks.endpoints import router as webhooks_router
 
 logger = logging.getLogger("supportdesk")
 
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ledger_router,
         sessions_router,
         statements_router,
+        webhooks_router,
+        audit_router,
     ):
         app.include_router(router)
     _document_idempotency(app)
@@ -116,12 +120,15 @@ async def _housekeeping(
     sessionmaker: async_sessionmaker[AsyncSession], rules: BusinessRules
 ) -> None:
     """Work that time alone makes due: contracts that start or end with the date move
-    their customers' tickets; idempotency records past their retention go."""
+    their customers' tickets; tickets at risk of or past their SLA are announced once
+    each; idempotency records past their retention go."""
     rounds = 0
     while True:
         try:
             async with sessionmaker() as session:
-                await TicketService(session, rules).refresh_turning_contracts()
+                tickets = TicketService(session, rules)
+                await tickets.refresh_turning_contracts()
+                await tickets.sweep_sla()
                 await session.commit()
             if rounds % PURGE_EVERY_ROUNDS == 0:
                 purged = await purge_expired_records(sessionmaker)

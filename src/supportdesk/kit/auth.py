@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.db import get_session
 from supportdesk.errors import Forbidden, Unauthorized
+from supportdesk.kit.audit import current_actor
 
 KEY_PREFIX = "sdk_"
 SHOWN_PREFIX_LENGTH = 12
@@ -137,6 +138,7 @@ async def authenticate(
         key_id=key.id, role=Role(key.role), customer_id=key.customer_id, name=key.name
     )
     request.state.principal = principal
+    current_actor.set((principal.key_id, principal.role.value))
     return principal
 
 

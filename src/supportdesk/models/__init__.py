@@ -1,8 +1,9 @@
 """SQLAlchemy models, one file per table; importing this package registers them all."""
 
 from supportdesk.models.api_key import ApiKey
+from supportdesk.models.audit import AuditEntry
 from supportdesk.models.contact import Contact
-from supportdesk.models.contract import Contract
+from supportdesk.models.contract import Contract, IssuedStatement
 from supportdesk.models.customer import Customer
 from supportdesk.models.event import Event
 from supportdesk.models.idempotency_record import IdempotencyRecord
@@ -10,10 +11,12 @@ from supportdesk.models.ledger_entry import LedgerEntry
 from supportdesk.models.product import Product
 from supportdesk.models.remote_session import JoinAttempts, RemoteSession, SessionLog
 from supportdesk.models.ticket import Attachment, Comment, Escalation, Ticket, TicketPause
+from supportdesk.models.webhook import UrlLease, WebhookDelivery, WebhookJob, WebhookSubscription
 
 __all__ = [
     "ApiKey",
     "Attachment",
+    "AuditEntry",
     "Comment",
     "Contact",
     "Contract",
@@ -21,6 +24,7 @@ __all__ = [
     "Escalation",
     "Event",
     "IdempotencyRecord",
+    "IssuedStatement",
     "JoinAttempts",
     "LedgerEntry",
     "Product",
@@ -28,4 +32,8 @@ __all__ = [
     "SessionLog",
     "Ticket",
     "TicketPause",
+    "UrlLease",
+    "WebhookDelivery",
+    "WebhookJob",
+    "WebhookSubscription",
 ]

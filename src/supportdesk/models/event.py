@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String
+from sqlalchemy import JSON, Boolean, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from supportdesk.db import Base, UTCDateTime
@@ -23,6 +23,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(50), index=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     resource_type: Mapped[str] = mapped_column(String(30))
-    resource_id: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str] = mapped_column(String(80))
     customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set once the dispatcher has made the event's webhook jobs.
+    fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -90,6 +90,9 @@ class Ticket(Base):
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_response_due: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     paused_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the SLA sweep raised ticket.sla_at_risk / ticket.sla_breached: once each.
+    sla_at_risk_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sla_breached_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_by: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)

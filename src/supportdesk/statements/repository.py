@@ -1,18 +1,36 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from supportdesk.kit.clock import utcnow
 from supportdesk.kit.repository import Repository
-from supportdesk.models import LedgerEntry, SessionLog
+from supportdesk.models import IssuedStatement, LedgerEntry, SessionLog
 
 
 class StatementRepository(Repository):
     """Aggregates and streams over one customer's ledger and session logs in a period."""
+
+    async def mark_issued(self, customer_id: str, first: date, last: date) -> bool:
+        """Note the statement as issued; False if it was before."""
+        if await self.session.get(IssuedStatement, (customer_id, first, last)) is not None:
+            return False
+        try:
+            async with self.session.begin_nested():
+                self.session.add(
+                    IssuedStatement(
+                        customer_id=customer_id, first=first, last=last, issued_at=utcnow()
+                    )
+                )
+                await self.session.flush()
+        except IntegrityError:
+            return False
+        return True
 
     async def balance_before(self, customer_id: str, instant: datetime) -> int:
         stmt = select(func.coalesce(func.sum(LedgerEntry.change), 0)).where(

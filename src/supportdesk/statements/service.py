@@ -21,6 +21,7 @@ from supportdesk.domain.ledger import EntryKind
 from supportdesk.domain.pricing import list_price_amount
 from supportdesk.domain.statements import StatementEntry, StatementTotals, statement_totals
 from supportdesk.errors import InvalidInput, NotFound
+from supportdesk.events.service import EventRecorder
 from supportdesk.models import LedgerEntry, SessionLog
 from supportdesk.statements.repository import StatementRepository
 
@@ -73,6 +74,7 @@ class StatementService:
         self.rules = rules
         self.customers = CustomerRepository(session, scope)
         self.statements = StatementRepository(session)
+        self.events = EventRecorder(session)
 
     async def issue_statement(self, customer_id: str, first: date, last: date) -> StatementHeader:
         """The totals of the period ``first`` through ``last`` (local dates, inclusive)."""
@@ -104,7 +106,22 @@ class StatementService:
             [BillingDecision(BillingOutcome.COVERED, covered, units_covered=covered)],
             self.rules.price_list,
         )
-        return StatementHeader(customer.id, customer.name, first, last, starts, ends, totals)
+        header = StatementHeader(customer.id, customer.name, first, last, starts, ends, totals)
+        await self._announce(header)
+        return header
+
+    async def _announce(self, header: StatementHeader) -> None:
+        """``statement.issued`` goes out the first time a period is issued."""
+        from supportdesk.statements.render import summary
+
+        if await self.statements.mark_issued(header.customer_id, header.first, header.last):
+            self.events.record(
+                "statement.issued",
+                resource_type="statement",
+                resource_id=f"{header.customer_id}:{header.first}:{header.last}",
+                customer_id=header.customer_id,
+                data=summary(header),
+            )
 
     async def entry_items(self, header: StatementHeader) -> AsyncIterator[LineItem]:
         async for entry in self.statements.stream_entries(

@@ -112,6 +112,21 @@ class TicketRepository(Repository):
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self.session.scalars(stmt)).first()
 
+    async def awaiting_first_response(self, due_before: datetime, limit: int) -> list[Ticket]:
+        """Unanswered tickets, not yet announced as breached, due before ``due_before``."""
+        stmt = (
+            select(Ticket)
+            .where(
+                Ticket.first_response_at.is_(None),
+                Ticket.sla_breached_notified_at.is_(None),
+                Ticket.status.not_in(("resolved", "closed")),
+                Ticket.first_response_due < due_before,
+            )
+            .order_by(Ticket.first_response_due)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(stmt)).all())
+
     async def customers_whose_contracts_turn(self, today: date) -> list[str]:
         """Customers with a contract starting today or having ended yesterday: their
         standing changed with the date."""

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -612,6 +612,25 @@ class TicketService:
                 if not settled.blockers:
                     self._publish("ticket.blockers_cleared", settled)
         await self.tickets.flush()
+
+    async def sweep_sla(self, horizon: timedelta = timedelta(days=7), limit: int = 1000) -> int:
+        """Announce tickets that became at risk or breached, once each (a periodic sweep:
+        time alone moves a ticket into these states)."""
+        now = utcnow()
+        candidates = await self.tickets.awaiting_first_response(now + horizon, limit)
+        announced = 0
+        for view in await self.views(candidates):
+            ticket = view.ticket
+            if view.sla_state == SlaState.BREACHED:
+                ticket.sla_breached_notified_at = now
+                self._publish("ticket.sla_breached", view)
+                announced += 1
+            elif view.sla_state == SlaState.AT_RISK and ticket.sla_at_risk_notified_at is None:
+                ticket.sla_at_risk_notified_at = now
+                self._publish("ticket.sla_at_risk", view)
+                announced += 1
+        await self.tickets.flush()
+        return announced
 
     async def refresh_turning_contracts(self) -> int:
         """Re-place the tickets of customers whose contracts start or end with today's

@@ -1,0 +1,260 @@
+"""Delivering the outbox: at least once, signed, in order per resource, one at a time
+per receiving URL, safe with several dispatchers (workers, replicas) at once.
+
+Each round: events not yet fanned out become one job per matching subscription; due
+jobs are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on
+SQLite) with a lease on the job and on its URL; the POSTs go out outside any
+transaction; the outcome is written back. A dispatcher that dies mid-delivery leaves
+leases that run out, and the job is delivered again: at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from supportdesk.config import Settings
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import new_id
+from supportdesk.models import Event, WebhookDelivery, WebhookJob
+from supportdesk.webhooks.repository import WebhookRepository
+from supportdesk.webhooks.service import InvalidWebhookUrl, check_url_target
+
+logger = logging.getLogger("supportdesk.webhooks")
+
+SIGNATURE_HEADER = "X-Supportdesk-Signature"
+FAN_OUT_BATCH = 500
+CLAIM_BATCH = 50
+
+
+def url_key(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">``, as receivers verify it."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def event_body(event: Event) -> bytes:
+    payload = {
+        "id": event.id,
+        "type": event.type,
+        "occurred_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "data": event.data,
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job_id: int
+    url: str
+    url_key: str
+    secret: str
+    event_id: str
+    event_type: str
+    body: bytes
+    attempt: int
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.client = client or httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        )
+        # Long enough for a whole batch to one URL to be tried in turn.
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * CLAIM_BATCH + 30)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # the next round tries again
+                logger.warning("webhook dispatch round failed", exc_info=True)
+            await asyncio.sleep(self.settings.webhook_poll_seconds)
+
+    async def run_once(self) -> int:
+        """One round; returns how many deliveries were attempted."""
+        await self.fan_out()
+        claimed = await self.claim()
+        by_url: dict[str, list[Claimed]] = {}
+        for job in claimed:
+            by_url.setdefault(job.url_key, []).append(job)
+        # URLs in parallel; the jobs of one URL one after another, in their order.
+        await asyncio.gather(*(self._deliver_in_turn(jobs) for jobs in by_url.values()))
+        return len(claimed)
+
+    async def _deliver_in_turn(self, jobs: list[Claimed]) -> None:
+        for job in jobs:
+            await self.deliver(job, release=job is jobs[-1])
+
+    async def fan_out(self) -> int:
+        async with self.sessionmaker() as session:
+            repo = WebhookRepository(session)
+            events = await repo.events_to_fan_out(FAN_OUT_BATCH)
+            if not events:
+                await session.rollback()
+                return 0
+            subscriptions = await repo.active_subscriptions()
+            now = utcnow()
+            for event in events:
+                for subscription in subscriptions:
+                    # A subscription hears what happens from its creation on.
+                    if (
+                        event.type in subscription.events
+                        and event.occurred_at >= subscription.created_at
+                    ):
+                        session.add(
+                            WebhookJob(
+                                subscription_id=subscription.id,
+                                event_id=event.id,
+                                event_type=event.type,
+                                resource_key=f"{event.resource_type}:{event.resource_id}",
+                                url_key=url_key(subscription.url),
+                                state="pending",
+                                attempts=0,
+                                next_attempt_at=now,
+                                created_at=now,
+                            )
+                        )
+                event.fanned_out = True
+            await session.commit()
+            return len(events)
+
+    async def claim(self) -> list[Claimed]:
+        async with self.sessionmaker() as session:
+            repo = WebhookRepository(session)
+            now = utcnow()
+            until = now + self.lease
+            claimed: list[Claimed] = []
+            leased: set[str] = set()
+            refused: set[str] = set()
+            for job in await repo.due_jobs(now, CLAIM_BATCH):
+                subscription = await repo.get_subscription_any(job.subscription_id)
+                event = await repo.get_event(job.event_id)
+                if subscription is None or event is None or not subscription.active:
+                    job.state, job.finished_at = "failed", now
+                    continue
+                if job.url_key in refused:
+                    continue
+                if job.url_key not in leased:
+                    if not await repo.take_url_lease(job.url_key, now, until):
+                        refused.add(job.url_key)  # another delivery to it is in flight
+                        continue
+                    leased.add(job.url_key)
+                job.locked_until = until
+                claimed.append(
+                    Claimed(
+                        job_id=job.id,
+                        url=subscription.url,
+                        url_key=job.url_key,
+                        secret=subscription.secret,
+                        event_id=event.id,
+                        event_type=event.type,
+                        body=event_body(event),
+                        attempt=job.attempts + 1,
+                    )
+                )
+            await session.commit()
+            return claimed
+
+    async def _post(self, job: Claimed) -> tuple[int | None, str | None]:
+        try:
+            await check_url_target(job.url, allow_private=self.settings.webhooks_allow_private)
+        except InvalidWebhookUrl as exc:
+            return None, str(exc)
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "supportdesk-webhooks/1",
+            SIGNATURE_HEADER: sign(job.secret, timestamp, job.body),
+            "X-Supportdesk-Event": job.event_type,
+            "X-Supportdesk-Delivery": job.event_id,
+        }
+        try:
+            response = await self.client.post(job.url, content=job.body, headers=headers)
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+        return response.status_code, None
+
+    def _backoff(self, attempts: int) -> timedelta:
+        """Exponential, with jitter so that many failed receivers do not retry in step."""
+        base = self.settings.webhook_retry_base_seconds * 2 ** max(0, attempts - 1)
+        delay = min(base, self.settings.webhook_retry_max_seconds)
+        return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+
+    async def deliver(self, job: Claimed, *, release: bool = True) -> bool:
+        started = time.perf_counter()
+        status, error = await self._post(job)
+        latency = int((time.perf_counter() - started) * 1000)
+        delivered = status is not None and 200 <= status < 300
+        async with self.sessionmaker() as session:
+            repo = WebhookRepository(session)
+            now = utcnow()
+            row = await repo.get_job(job.job_id)
+            if row is not None:
+                session.add(
+                    WebhookDelivery(
+                        id=new_id("dlv"),
+                        job_id=row.id,
+                        subscription_id=row.subscription_id,
+                        event_id=job.event_id,
+                        event_type=job.event_type,
+                        attempt=job.attempt,
+                        status_code=status,
+                        delivered=delivered,
+                        error=error,
+                        latency_ms=latency,
+                        at=now,
+                    )
+                )
+                row.attempts = job.attempt
+                row.locked_until = None
+                if delivered:
+                    row.state, row.finished_at = "delivered", now
+                elif now - row.created_at > timedelta(hours=self.settings.webhook_give_up_hours):
+                    row.state, row.finished_at = "failed", now
+                    logger.warning("gave up delivering %s to %s", job.event_id, job.url)
+                else:
+                    row.next_attempt_at = now + self._backoff(job.attempt)
+            if release:
+                await repo.release_url_lease(job.url_key, now)
+            await session.commit()
+        return delivered
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def verify_signature(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    """What a receiver does (also in the README): recompute and compare, in constant time,
+    and refuse old timestamps against replays."""
+    fields: dict[str, Any] = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, str(fields.get("v1", "")))

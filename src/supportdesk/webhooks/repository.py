@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, exists, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from supportdesk.kit.pagination import PageParams, fetch_page
+from supportdesk.kit.repository import Repository
+from supportdesk.models import Event, UrlLease, WebhookDelivery, WebhookJob, WebhookSubscription
+
+
+class WebhookRepository(Repository):
+    def __init__(self, session: AsyncSession, owner: str | None = None) -> None:
+        super().__init__(session)
+        self.owner = owner
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
+
+    def _subscriptions(self) -> Select[WebhookSubscription]:
+        stmt = select(WebhookSubscription)
+        if self.owner is not None:
+            stmt = stmt.where(WebhookSubscription.created_by == self.owner)
+        return stmt
+
+    async def get_subscription(self, subscription_id: str) -> WebhookSubscription | None:
+        stmt = self._subscriptions().where(WebhookSubscription.id == subscription_id)
+        return (await self.session.scalars(stmt)).one_or_none()
+
+    async def list_subscriptions(
+        self, params: PageParams
+    ) -> tuple[list[WebhookSubscription], str | None]:
+        return await fetch_page(self.session, self._subscriptions(), WebhookSubscription.id, params)
+
+    async def list_deliveries(
+        self, subscription_id: str, params: PageParams
+    ) -> tuple[list[WebhookDelivery], str | None]:
+        stmt = select(WebhookDelivery).where(WebhookDelivery.subscription_id == subscription_id)
+        return await fetch_page(self.session, stmt, WebhookDelivery.id, params)
+
+    # The dispatcher's queries -----------------------------------------------------------
+
+    async def active_subscriptions(self) -> list[WebhookSubscription]:
+        stmt = select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+        return list((await self.session.scalars(stmt)).all())
+
+    async def events_to_fan_out(self, limit: int) -> list[Event]:
+        stmt = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
+        if self._postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[WebhookJob]:
+        """Pending jobs that are due, not held by a dispatcher, and first in line for
+        their subscription and resource (deliveries go out in order per resource)."""
+        earlier = aliased(WebhookJob)
+        stmt = (
+            select(WebhookJob)
+            .where(
+                WebhookJob.state == "pending",
+                WebhookJob.next_attempt_at <= now,
+                (WebhookJob.locked_until.is_(None)) | (WebhookJob.locked_until < now),
+                ~exists().where(
+                    earlier.subscription_id == WebhookJob.subscription_id,
+                    earlier.resource_key == WebhookJob.resource_key,
+                    earlier.state == "pending",
+                    earlier.id < WebhookJob.id,
+                ),
+            )
+            .order_by(WebhookJob.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update(of=WebhookJob, skip_locked=True)
+        return list((await self.session.scalars(stmt)).all())
+
+    async def take_url_lease(self, url_key: str, now: datetime, until: datetime) -> bool:
+        """Hold the receiving URL, unless another delivery to it is in flight."""
+        result = await self.session.execute(
+            update(UrlLease)
+            .where(UrlLease.url_key == url_key, UrlLease.locked_until < now)
+            .values(locked_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        if int(getattr(result, "rowcount", 0) or 0) == 1:
+            return True
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(
+                    insert(UrlLease).values(url_key=url_key, locked_until=until)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def release_url_lease(self, url_key: str, now: datetime) -> None:
+        await self.session.execute(
+            update(UrlLease)
+            .where(UrlLease.url_key == url_key)
+            .values(locked_until=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def get_job(self, job_id: int) -> WebhookJob | None:
+        return await self.session.get(WebhookJob, job_id, populate_existing=True)
+
+    async def get_event(self, event_id: str) -> Event | None:
+        return await self.session.get(Event, event_id)
+
+    async def get_subscription_any(self, subscription_id: str) -> WebhookSubscription | None:
+        return await self.session.get(WebhookSubscription, subscription_id)

@@ -1,0 +1,366 @@
+"""Webhooks delivered to a real HTTP receiver on 127.0.0.1, by the real dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from conftest import live_admin_headers, live_client
+from supportdesk.config import Settings, build_rules
+from supportdesk.db import build_engine, build_sessionmaker
+from supportdesk.domain.sla import at_risk_from
+from supportdesk.models import Ticket
+from supportdesk.tickets.service import TicketService
+from supportdesk.webhooks.dispatcher import SIGNATURE_HEADER, Dispatcher, verify_signature
+from supportdesk.webhooks.schemas import EventType
+
+SECRET = "webhook-secret-0123456789"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+FAST = {
+    "webhooks_allow_private": True,
+    "webhook_retry_base_seconds": 0.01,
+    "webhook_retry_max_seconds": 0.05,
+    "webhook_poll_seconds": 0.01,
+}
+
+
+class Receiver:
+    """An HTTP endpoint that records what arrives and can fail on purpose."""
+
+    def __init__(self) -> None:
+        self.attempts: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+        self.fail_times: dict[str, int] = {}
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            event = json.loads(body)
+            record = {"headers": headers, "body": body, "event": event}
+            self.attempts.append(record)
+            left = self.fail_times.get(event["id"], 0)
+            if left:
+                self.fail_times[event["id"]] = left - 1
+                status = 503
+            else:
+                status = 200
+                self.accepted.append(record)
+        finally:
+            self.in_flight -= 1
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    app = Receiver()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers only this flag
+        await asyncio.sleep(0.01)
+    yield app, f"http://127.0.0.1:{port}/hook"
+    server.should_exit = True
+    await task
+
+
+def dispatcher_for(database_url: str) -> tuple[Dispatcher, AsyncEngine]:
+    settings = Settings(database_url=database_url, **FAST)  # type: ignore[arg-type]
+    engine = build_engine(settings)
+    return Dispatcher(build_sessionmaker(engine), settings), engine
+
+
+async def deliver_until(dispatcher: Dispatcher, done: Any, seconds: float = 30) -> None:
+    async with asyncio.timeout(seconds):
+        while not done():
+            await dispatcher.run_once()
+            await asyncio.sleep(0.02)
+
+
+async def subscribe(
+    http: httpx.AsyncClient, admin: dict[str, str], url: str, events: list[str]
+) -> str:
+    response = await http.post(
+        "/api/v1/webhooks", json={"url": url, "events": events, "secret": SECRET}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+class TestDelivery:
+    async def test_every_event_type_arrives_signed(
+        self, database_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app, url = receiver
+        admin = await live_admin_headers(database_url)
+        dispatcher, engine = dispatcher_for(database_url)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, [e.value for e in EventType])
+                premium = (
+                    await http.post("/api/v1/customers", json={"name": "P"}, headers=admin)
+                ).json()["id"]
+                ledger = f"/api/v1/customers/{premium}/ledger/entries"
+                await http.post(ledger, json={"kind": "purchase", "units": 10}, headers=admin)
+                await http.post(ledger, json={"kind": "debit", "units": 8}, headers=admin)
+                await http.post(
+                    "/api/v1/session-logs",
+                    json={
+                        "customer_id": premium,
+                        "partner": "P – PC",
+                        "duration_seconds": 600,
+                        "started_at": "2026-11-20T10:00:00+01:00",
+                        "supporter": "K",
+                        "billable": True,
+                    },
+                    headers=admin,
+                )
+                await http.get(
+                    f"/api/v1/customers/{premium}/statement",
+                    params={"from": "2026-11-01", "to": "2026-11-30"},
+                    headers=admin,
+                )
+                standard = (
+                    await http.post("/api/v1/customers", json={"name": "S"}, headers=admin)
+                ).json()["id"]
+                ticket = (
+                    await http.post(
+                        "/api/v1/tickets",
+                        json={
+                            "customer_id": standard,
+                            "category": "bug_report",
+                            "severity": "high",
+                            "subject": "s",
+                            "description": "d",
+                        },
+                        headers=admin,
+                    )
+                ).json()
+                await http.patch(
+                    f"/api/v1/tickets/{ticket['id']}",
+                    json={
+                        "steps_to_reproduce": "1.",
+                        "environment": {"os": "W", "host_application": "A"},
+                    },
+                    headers=admin,
+                )
+                await http.post(
+                    f"/api/v1/tickets/{ticket['id']}/attachments",
+                    files={"file": ("s.png", PNG, "image/png")},
+                    data={"kind": "screenshot"},
+                    headers=admin,
+                )
+                await http.post(
+                    "/api/v1/contracts",
+                    json={
+                        "customer_id": standard,
+                        "kind": "maintenance",
+                        "starts_on": "2020-01-01",
+                    },
+                    headers=admin,
+                )
+            # Time alone makes a ticket at risk, then breached: the sweep notices.
+            rules = build_rules(Settings())
+            async with build_sessionmaker(engine)() as session:
+                row = await session.get(Ticket, ticket["id"])
+                assert row is not None
+                risky = at_risk_from(
+                    row.received_at, row.first_response_due, rules.calendar, (), rules.at_risk_ratio
+                )
+                for moment in (
+                    risky + timedelta(minutes=1),
+                    row.first_response_due + timedelta(days=30),
+                ):
+                    monkeypatch.setattr("supportdesk.tickets.service.utcnow", lambda m=moment: m)
+                    assert await TicketService(session, rules).sweep_sla() >= 1
+                await session.commit()
+            monkeypatch.undo()
+
+            expected = {e.value for e in EventType}
+            await deliver_until(
+                dispatcher, lambda: expected <= {r["event"]["type"] for r in app.accepted}
+            )
+            for record in app.accepted:
+                assert verify_signature(
+                    SECRET, record["headers"][SIGNATURE_HEADER.lower()], record["body"]
+                )
+                assert set(record["event"]) == {"id", "type", "occurred_at", "data"}
+            assert not verify_signature(
+                "wrong-secret-000000",
+                app.accepted[0]["headers"][SIGNATURE_HEADER.lower()],
+                app.accepted[0]["body"],
+            )
+            ids = [r["event"]["id"] for r in app.accepted]
+            assert len(ids) == len(set(ids))
+            async with live_client(database_url, **FAST) as http:
+                log = (
+                    await http.get(
+                        f"/api/v1/webhooks/{hook}/deliveries", params={"limit": 100}, headers=admin
+                    )
+                ).json()["items"]
+                assert log
+                assert all(entry["delivered"] for entry in log)
+                await http.delete(f"/api/v1/webhooks/{hook}", headers=admin)
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()
+
+    async def test_three_failures_then_accepted_exactly_once(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        app, url = receiver
+        admin = await live_admin_headers(database_url)
+        dispatcher, engine = dispatcher_for(database_url)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, ["contract.changed"])
+                customer = (
+                    await http.post("/api/v1/customers", json={"name": "F"}, headers=admin)
+                ).json()["id"]
+                await http.post(
+                    "/api/v1/contracts",
+                    json={
+                        "customer_id": customer,
+                        "kind": "maintenance",
+                        "starts_on": "2020-01-01",
+                    },
+                    headers=admin,
+                )
+                await dispatcher.fan_out()
+                pending = await first_event_id(hook, dispatcher)
+                app.fail_times[pending] = 3
+                await deliver_until(dispatcher, lambda: len(app.accepted) >= 1)
+                await asyncio.sleep(0.1)
+                for _ in range(3):
+                    await dispatcher.run_once()
+                assert [r["event"]["id"] for r in app.accepted] == [pending]
+                assert len(app.attempts) == 4
+                log = (await http.get(f"/api/v1/webhooks/{hook}/deliveries", headers=admin)).json()[
+                    "items"
+                ]
+                assert [(d["attempt"], d["delivered"]) for d in log] == [
+                    (1, False),
+                    (2, False),
+                    (3, False),
+                    (4, True),
+                ]
+                assert [d["status_code"] for d in log] == [503, 503, 503, 200]
+                await http.delete(f"/api/v1/webhooks/{hook}", headers=admin)
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()
+
+    async def test_a_restart_in_the_middle_of_retries_loses_nothing(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        app, url = receiver
+        admin = await live_admin_headers(database_url)
+        first, first_engine = dispatcher_for(database_url)
+        async with live_client(database_url, **FAST) as http:
+            hook = await subscribe(http, admin, url, ["ledger.entry_created"])
+            customer = (
+                await http.post("/api/v1/customers", json={"name": "R"}, headers=admin)
+            ).json()["id"]
+            entry = (
+                await http.post(
+                    f"/api/v1/customers/{customer}/ledger/entries",
+                    json={"kind": "purchase", "units": 3},
+                    headers=admin,
+                )
+            ).json()
+        await first.fan_out()
+        event_id = await first_event_id(hook, first)
+        app.fail_times[event_id] = 1
+        await first.run_once()  # fails once...
+        await first.aclose()  # ...and the service goes down
+        await first_engine.dispose()
+        assert app.accepted == []
+
+        second, second_engine = dispatcher_for(database_url)  # a fresh process, same database
+        try:
+            await deliver_until(second, lambda: len(app.accepted) >= 1)
+            assert app.accepted[0]["event"]["data"]["id"] == entry["id"]
+        finally:
+            await second.aclose()
+            await second_engine.dispose()
+        async with live_client(database_url, **FAST) as http:
+            await http.delete(f"/api/v1/webhooks/{hook}", headers=admin)
+
+    async def test_two_dispatchers_never_deliver_twice_at_once(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        app, url = receiver
+        app.delay = 0.02
+        admin = await live_admin_headers(database_url)
+        one, one_engine = dispatcher_for(database_url)
+        two, two_engine = dispatcher_for(database_url)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, ["ledger.entry_created"])
+                customer = (
+                    await http.post("/api/v1/customers", json={"name": "T"}, headers=admin)
+                ).json()["id"]
+                for _ in range(15):
+                    await http.post(
+                        f"/api/v1/customers/{customer}/ledger/entries",
+                        json={"kind": "purchase", "units": 1},
+                        headers=admin,
+                    )
+
+                def done() -> bool:
+                    return len({r["event"]["id"] for r in app.accepted}) >= 15
+
+                await asyncio.gather(deliver_until(one, done), deliver_until(two, done))
+                await asyncio.sleep(0.1)
+                counts = Counter(r["event"]["id"] for r in app.accepted)
+                assert len(counts) == 15
+                assert set(counts.values()) == {1}
+                assert app.max_in_flight == 1
+                await http.delete(f"/api/v1/webhooks/{hook}", headers=admin)
+        finally:
+            await one.aclose()
+            await two.aclose()
+            await one_engine.dispose()
+            await two_engine.dispose()
+
+
+async def first_event_id(hook: str, dispatcher: Dispatcher) -> str:
+    """The event waiting for this subscription (read from the job table)."""
+    from sqlalchemy import select
+
+    from supportdesk.models import WebhookJob
+
+    async with dispatcher.sessionmaker() as session:
+        job = (
+            await session.scalars(
+                select(WebhookJob).where(WebhookJob.subscription_id == hook).order_by(WebhookJob.id)
+            )
+        ).first()
+        assert job is not None
+        return job.event_id
