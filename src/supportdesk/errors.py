@@ -9,7 +9,7 @@ validation errors add ``errors: [{loc, msg}]``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from supportdesk.domain.errors import ConflictError, DomainError, IllegalTransition, RuleViolation
 
@@ -198,7 +199,29 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _leaf_routes(routes: Sequence[Any]) -> Iterator[Any]:
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _leaf_routes(included.routes)
+        else:
+            yield route
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route offers for this path (Starlette names only the first
+    route's, and a path such as /api-keys/{id} is served by several routes)."""
+    methods: set[str] = set()
+    for route in _leaf_routes(request.app.router.routes):
+        match, _ = route.matches(dict(request.scope))
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 400 and detail.startswith("There was an error parsing the body"):
@@ -214,7 +237,8 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
     elif exc.status_code == 405:
-        detail = "This path does not support that method."
+        headers = {**dict(exc.headers or {}), "Allow": _allowed_methods(request)}
+        return problem_response(405, "This path does not support that method.", headers=headers)
     return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 

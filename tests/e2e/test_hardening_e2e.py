@@ -232,3 +232,22 @@ class TestIdempotencyEdges:
         )
         assert retry.status_code == 201
         assert "idempotent-replayed" not in retry.headers
+
+
+class TestFoundByFuzzing:
+    async def test_405_names_every_method_of_the_path(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        response = await client.request("OPTIONS", "/api/v1/api-keys/key_x", headers=admin)
+        assert_problem(response, 405)
+        assert set(response.headers["allow"].split(", ")) >= {"GET", "DELETE"}
+
+    @pytest.mark.parametrize("as_of", ["0.5", "1700000000", "-3"])
+    async def test_a_number_is_not_an_instant(
+        self, client: httpx.AsyncClient, admin, as_of: str
+    ) -> None:
+        customer_id = await new_customer(client, admin)
+        response = await client.get(
+            f"/api/v1/customers/{customer_id}/ledger", params={"as_of": as_of}, headers=admin
+        )
+        assert_problem(response, 422)

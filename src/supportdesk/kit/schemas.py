@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -44,6 +45,15 @@ class RequestModel(BaseModel):
         return _without_nul(data)
 
 
+def _rfc3339_only(value: Any) -> Any:
+    """A number is not an instant here: only RFC 3339 text (or a datetime) is."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("an instant is RFC 3339 text with an offset, e.g. 2026-11-21T10:00:00Z")
+    return value
+
+
 def _to_utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -54,7 +64,7 @@ def _to_utc(value: datetime) -> datetime:
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 
-Instant = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
 """An RFC 3339 instant with an offset, normalised to UTC; out-of-range values are 422."""
 
 
