@@ -28,6 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         workers=args.workers or settings.workers,
         log_level=settings.log_level,
+        # The service writes its own JSON access line per request.
+        access_log=False,
         proxy_headers=True,
     )
     return 0

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
         },
         description="largest upload per attachment kind, in bytes",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list, description='browser origins allowed, e.g. ["https://desk.example"]'
+    )
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
 

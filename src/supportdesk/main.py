@@ -23,6 +23,7 @@ from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
 from supportdesk.health.endpoints import router as health_router
+from supportdesk.kit.cors import CorsMiddleware
 from supportdesk.kit.guard import RequestGuardMiddleware
 from supportdesk.kit.idempotency import HEADER as IDEMPOTENCY_HEADER
 from supportdesk.kit.idempotency import (
@@ -30,6 +31,7 @@ from supportdesk.kit.idempotency import (
     IdempotencyPolicy,
     purge_expired_records,
 )
+from supportdesk.kit.observability import RequestContextMiddleware, configure_logging
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
     )
+    configure_logging(settings.log_level)
     app.state.settings = settings
     app.state.rules = build_rules(settings)
     install_error_handlers(app)
@@ -87,12 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         IdempotencyMiddleware,
         policy=IdempotencyPolicy(retention=timedelta(hours=settings.idempotency_retention_hours)),
     )
-    # Added last, so it runs first: nothing reads a body before its size is bounded.
+    # Added after idempotency, so it runs before: nothing reads a body before its
+    # size is bounded.
     app.add_middleware(
         RequestGuardMiddleware,
         max_json_body=settings.max_json_body_bytes,
         max_upload_body=max(settings.attachment_max_bytes.values()) + 1024 * 1024,
     )
+    if settings.cors_origins:
+        app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
+    # Outermost: every answer, refusals included, carries the request id and is logged.
+    app.add_middleware(RequestContextMiddleware)
     for router in (
         health_router,
         api_keys_router,
