@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from supportdesk.contracts.schemas import (
     ContractCreate,
@@ -13,6 +13,7 @@ from supportdesk.contracts.schemas import (
 from supportdesk.contracts.service import ContractService, ContractView
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.etag import etag_of
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 
@@ -24,7 +25,9 @@ ContractId = Annotated[str, Path(max_length=255)]
 CustomerId = Annotated[str, Path(max_length=255)]
 
 
-def _read(view: ContractView) -> ContractRead:
+def _read(view: ContractView, response: Response | None = None) -> ContractRead:
+    if response is not None:
+        response.headers["ETag"] = etag_of(view.contract.id, view.contract.updated_at)
     return contract_read(view.contract, view.active)
 
 
@@ -66,22 +69,35 @@ async def list_contracts(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_contract(
-    contract_id: ContractId, principal: Reader, session: SessionDep, rules: RulesDep
+    contract_id: ContractId,
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
 ) -> ContractRead:
     service = ContractService(session, rules, scope=principal.customer_scope)
-    return _read(await service.get_contract(contract_id))
+    return _read(await service.get_contract(contract_id), response)
 
 
 @router.patch(
     "/api/v1/contracts/{contract_id}",
     response_model=ContractRead,
     name="contracts_update",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 412, 422),
 )
 async def update_contract(
-    contract_id: ContractId, body: ContractUpdate, _: Writer, session: SessionDep, rules: RulesDep
+    contract_id: ContractId,
+    body: ContractUpdate,
+    _: Writer,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(max_length=500, description="ETag from a read; a stale one is 412.")
+    ] = None,
 ) -> ContractRead:
-    return _read(await ContractService(session, rules).change_contract(contract_id, body))
+    service = ContractService(session, rules)
+    return _read(await service.change_contract(contract_id, body, if_match=if_match), response)
 
 
 @router.get(

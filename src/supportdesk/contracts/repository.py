@@ -22,8 +22,10 @@ class ContractRepository(Repository):
             stmt = stmt.where(Contract.customer_id == self.scope)
         return stmt
 
-    async def get_by_id(self, contract_id: str) -> Contract | None:
+    async def get_by_id(self, contract_id: str, *, for_update: bool = False) -> Contract | None:
         stmt = self._base().where(Contract.id == contract_id)
+        if for_update:
+            stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def list_page(

@@ -13,6 +13,7 @@ from supportdesk.domain.groups import ContractPeriod
 from supportdesk.errors import NotFound
 from supportdesk.events.service import EventRecorder
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.models import Contract
@@ -99,8 +100,13 @@ class ContractService:
         rows, next_cursor = await self.contracts.list_page(params, customer_id=customer_id)
         return [self._view(c) for c in rows], next_cursor
 
-    async def change_contract(self, contract_id: str, data: ContractUpdate) -> ContractView:
-        contract = (await self.get_contract(contract_id)).contract
+    async def change_contract(
+        self, contract_id: str, data: ContractUpdate, *, if_match: str | None = None
+    ) -> ContractView:
+        contract = await self.contracts.get_by_id(contract_id, for_update=True)
+        if contract is None:
+            raise NotFound.of("contract", contract_id)
+        require_match(if_match, contract.id, contract.updated_at)
         changes = data.model_dump(exclude_unset=True)
         starts_on = changes.get("starts_on", contract.starts_on)
         ends_on = changes.get("ends_on", contract.ends_on)

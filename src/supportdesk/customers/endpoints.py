@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from supportdesk.customers.schemas import (
     ContactCreate,
@@ -14,6 +14,7 @@ from supportdesk.customers.schemas import (
 from supportdesk.customers.service import CustomerService, CustomerStanding
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.etag import etag_of
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 
@@ -23,6 +24,11 @@ Reader = Annotated[Principal, Allowed(Permission.read)]
 Writer = Annotated[Principal, Allowed(Permission.write_customers)]
 CustomerId = Annotated[str, Path(max_length=255)]
 ContactId = Annotated[str, Path(max_length=255)]
+
+
+def _tagged(read: CustomerRead, response: Response) -> CustomerRead:
+    response.headers["ETag"] = etag_of(read.id, read.updated_at)
+    return read
 
 
 def _read(standing: CustomerStanding) -> CustomerRead:
@@ -77,22 +83,37 @@ async def list_customers(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_customer(
-    customer_id: CustomerId, principal: Reader, session: SessionDep, rules: RulesDep
+    customer_id: CustomerId,
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
 ) -> CustomerRead:
     service = CustomerService(session, rules, scope=principal.customer_scope)
-    return _read(await service.get_customer(customer_id))
+    return _tagged(_read(await service.get_customer(customer_id)), response)
 
 
 @router.patch(
     "/{customer_id}",
     response_model=CustomerRead,
     name="customers_update",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def update_customer(
-    customer_id: CustomerId, body: CustomerUpdate, _: Writer, session: SessionDep, rules: RulesDep
+    customer_id: CustomerId,
+    body: CustomerUpdate,
+    _: Writer,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(max_length=500, description="ETag from a read; a stale one is 412.")
+    ] = None,
 ) -> CustomerRead:
-    return _read(await CustomerService(session, rules).update_customer(customer_id, body))
+    service = CustomerService(session, rules)
+    return _tagged(
+        _read(await service.update_customer(customer_id, body, if_match=if_match)), response
+    )
 
 
 @router.post(

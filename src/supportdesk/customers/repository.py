@@ -26,8 +26,10 @@ class CustomerRepository(Repository):
             stmt = stmt.where(Customer.id == self.scope)
         return stmt
 
-    async def get_by_id(self, customer_id: str) -> Customer | None:
+    async def get_by_id(self, customer_id: str, *, for_update: bool = False) -> Customer | None:
         stmt = self._base().where(Customer.id == customer_id)
+        if for_update:
+            stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def get_many(self, ids: list[str]) -> dict[str, Customer]:

@@ -13,6 +13,7 @@ from supportdesk.customers.schemas import ContactCreate, CustomerCreate, Custome
 from supportdesk.domain.groups import ContractPeriod, SupportGroup, support_group
 from supportdesk.errors import NotFound
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.models import Contact, Customer
@@ -115,8 +116,13 @@ class CustomerService:
         rows, next_cursor = await self.customers.list_page(params, external_ref=external_ref)
         return await self._standings(rows), next_cursor
 
-    async def update_customer(self, customer_id: str, data: CustomerUpdate) -> CustomerStanding:
-        customer = await self._require(customer_id)
+    async def update_customer(
+        self, customer_id: str, data: CustomerUpdate, *, if_match: str | None = None
+    ) -> CustomerStanding:
+        customer = await self.customers.get_by_id(customer_id, for_update=True)
+        if customer is None:
+            raise NotFound.of("customer", customer_id)
+        require_match(if_match, customer.id, customer.updated_at)
         changes = data.model_dump(exclude_unset=True)
         if "unit_warning_levels" in changes:
             changes["unit_warning_levels"] = encode_levels(changes["unit_warning_levels"])

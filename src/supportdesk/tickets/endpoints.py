@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
 from supportdesk.errors import Forbidden, InvalidInput, PayloadTooLarge, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.etag import etag_of
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
@@ -103,23 +104,41 @@ async def list_tickets(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_ticket(
-    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep
+    ticket_id: TicketId,
+    principal: Reader,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
 ) -> TicketRead:
     service = TicketService(session, rules, principal=principal)
-    return ticket_read(await service.get_ticket(ticket_id))
+    return _tagged(ticket_read(await service.get_ticket(ticket_id)), response)
 
 
 @router.patch(
     "/{ticket_id}",
     response_model=TicketRead,
     name="tickets_update",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 412, 422),
 )
 async def update_ticket(
-    ticket_id: TicketId, body: TicketUpdate, principal: Writer, session: SessionDep, rules: RulesDep
+    ticket_id: TicketId,
+    body: TicketUpdate,
+    principal: Writer,
+    session: SessionDep,
+    rules: RulesDep,
+    response: Response,
+    if_match: Annotated[
+        str | None, Header(max_length=500, description="ETag from a read; a stale one is 412.")
+    ] = None,
 ) -> TicketRead:
     service = TicketService(session, rules, principal=principal)
-    return ticket_read(await service.update_ticket(ticket_id, body))
+    view = await service.update_ticket(ticket_id, body, if_match=if_match)
+    return _tagged(ticket_read(view), response)
+
+
+def _tagged(read: TicketRead, response: Response) -> TicketRead:
+    response.headers["ETag"] = etag_of(read.id, read.updated_at)
+    return read
 
 
 @router.post(

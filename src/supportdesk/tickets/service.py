@@ -43,6 +43,7 @@ from supportdesk.errors import BusinessRuleViolation, InvalidInput, NotFound, Pa
 from supportdesk.events.service import EventRecorder
 from supportdesk.kit.auth import Principal, Role
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.kit.uploads import ReceivedFile
@@ -344,9 +345,14 @@ class TicketService:
     def _by_customer(self) -> bool:
         return self.principal is not None and self.principal.role is Role.customer
 
-    async def update_ticket(self, ticket_id: str, data: TicketUpdate) -> TicketView:
+    async def update_ticket(
+        self, ticket_id: str, data: TicketUpdate, *, if_match: str | None = None
+    ) -> TicketView:
         """Customer-side edits; blockers are recomputed and the ticket placed anew."""
-        ticket = await self._require(ticket_id)
+        ticket = await self.tickets.get_by_id(ticket_id, for_update=True)
+        if ticket is None:
+            raise NotFound.of("ticket", ticket_id)
+        require_match(if_match, ticket.id, ticket.updated_at)
         before = await self.view(ticket)
         changes = data.model_dump(exclude_unset=True)
         if "environment" in changes:
