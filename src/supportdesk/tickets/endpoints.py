@@ -89,10 +89,18 @@ async def list_tickets(
     customer_id: Annotated[str | None, Query(max_length=255)] = None,
     category: TicketCategory | None = None,
     severity: Severity | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Words in subject, description, steps, environment or comments.",
+        ),
+    ] = None,
 ) -> Page[TicketRead]:
     service = TicketService(session, rules, principal=principal)
     views, next_cursor = await service.list_tickets(
-        page, status=status, customer_id=customer_id, category=category, severity=severity
+        page, status=status, customer_id=customer_id, category=category, severity=severity, q=q
     )
     return Page(items=[ticket_read(v) for v in views], next_cursor=next_cursor)
 

@@ -5,7 +5,17 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
@@ -21,6 +31,31 @@ from supportdesk.models import (
 )
 
 QueueKey = tuple[int, int, datetime, str]
+_SEARCHED = (
+    Ticket.subject,
+    Ticket.description,
+    Ticket.steps_to_reproduce,
+    Ticket.env_os,
+    Ticket.env_host_application,
+    Ticket.env_host_version,
+    Ticket.env_database_server,
+)
+
+
+def _ticket_text() -> ColumnElement[str]:
+    """The ticket's searchable text; the same expression as the index ix_tickets_search."""
+    # Literals, not bound parameters: the planner matches the index by its expression.
+    empty: ColumnElement[str] = literal_column("''")
+    space: ColumnElement[str] = literal_column("' '")
+    parts: list[ColumnElement[str]] = [func.coalesce(column, empty) for column in _SEARCHED]
+    text_expr = parts[0]
+    for part in parts[1:]:
+        text_expr = text_expr.concat(space).concat(part)
+    return text_expr
+
+
+def _escape_like(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class TicketRepository(Repository):
@@ -41,13 +76,50 @@ class TicketRepository(Repository):
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def list_page(
-        self, params: PageParams, **filters: Any
+        self,
+        params: PageParams,
+        *,
+        q: str | None = None,
+        include_internal: bool = True,
+        **filters: Any,
     ) -> tuple[list[Ticket], str | None]:
         stmt = self._base()
         for name, value in filters.items():
             if value is not None:
                 stmt = stmt.where(getattr(Ticket, name) == value)
+        if q:
+            stmt = stmt.where(self._matches(q, include_internal=include_internal))
         return await fetch_page(self.session, stmt, Ticket.id, params)
+
+    def _matches(self, q: str, *, include_internal: bool) -> ColumnElement[bool]:
+        """Words in subject, description, steps, environment or comments.
+
+        PostgreSQL: full-text search over the same expressions the GIN indexes
+        ix_tickets_search and ix_ticket_comments_search hold. SQLite: every word
+        somewhere, case-insensitively.
+        """
+        comments = select(Comment.id).where(Comment.ticket_id == Ticket.id)
+        if not include_internal:
+            comments = comments.where(Comment.internal.is_(False))
+        if self._postgres:
+            query = func.plainto_tsquery(literal_column("'simple'"), q)
+            ticket_text = func.to_tsvector(literal_column("'simple'"), _ticket_text())
+            comment_text = func.to_tsvector(literal_column("'simple'"), Comment.body)
+            return or_(
+                ticket_text.op("@@")(query),
+                exists(comments.where(comment_text.op("@@")(query))),
+            )
+        conditions = []
+        for word in q.split()[:10]:
+            pattern = f"%{_escape_like(word.lower())}%"
+            fields = [func.lower(column).like(pattern, escape="\\") for column in _SEARCHED]
+            in_comment = func.lower(Comment.body).like(pattern, escape="\\")
+            conditions.append(or_(*fields, exists(comments.where(in_comment))))
+        return and_(*conditions)
+
+    @property
+    def _postgres(self) -> bool:
+        return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
 
     async def list_waiting_for_customer(self, customer_id: str) -> list[Ticket]:
         """The customer's tickets whose place depends on blockers: held or queued."""

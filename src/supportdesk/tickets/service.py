@@ -263,6 +263,7 @@ class TicketService:
         customer_id: str | None = None,
         category: TicketCategory | None = None,
         severity: Severity | None = None,
+        q: str | None = None,
     ) -> tuple[list[TicketView], str | None]:
         if customer_id is not None and await self.customers.get_by_id(customer_id) is None:
             # Another customer's id in a filter is as unknown as one that does not exist.
@@ -273,6 +274,9 @@ class TicketService:
             customer_id=customer_id,
             category=category.value if category else None,
             severity=severity.value if severity else None,
+            q=q,
+            # A customer finds its tickets by what it can read, never by internal notes.
+            include_internal=not self._by_customer,
         )
         return await self.views(rows), next_cursor
 
