@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 HOUSEKEEPING_EVERY = timedelta(seconds=60)
+SHUTDOWN_GRACE = timedelta(seconds=30)
 PURGE_EVERY_ROUNDS = 10
 
 

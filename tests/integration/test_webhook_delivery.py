@@ -364,3 +364,20 @@ async def first_event_id(hook: str, dispatcher: Dispatcher) -> str:
         ).first()
         assert job is not None
         return job.event_id
+
+
+class TestShutdown:
+    async def test_stop_lets_the_round_under_way_finish(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        dispatcher, engine = dispatcher_for(database_url)
+        try:
+            running = asyncio.create_task(dispatcher.run_forever())
+            await asyncio.sleep(0.05)
+            dispatcher.stop()
+            await asyncio.wait_for(running, 10)
+            assert running.done()
+            assert not running.cancelled()
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()

@@ -11,6 +11,7 @@ leases that run out, and the job is delivered again: at least once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -82,16 +83,25 @@ class Dispatcher:
         self.client = client or httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds, follow_redirects=False
         )
+        self._stopping = asyncio.Event()
         # Long enough for a whole batch to one URL to be tried in turn.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * CLAIM_BATCH + 30)
 
     async def run_forever(self) -> None:
-        while True:
+        """Rounds until ``stop()``: a round under way is finished, not cut off, so the
+        deliveries in flight at shutdown complete and are recorded."""
+        while not self._stopping.is_set():
             try:
                 await self.run_once()
             except Exception:  # the next round tries again
                 logger.warning("webhook dispatch round failed", exc_info=True)
-            await asyncio.sleep(self.settings.webhook_poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.settings.webhook_poll_seconds
+                )
+
+    def stop(self) -> None:
+        self._stopping.set()
 
     async def run_once(self) -> int:
         """One round; returns how many deliveries were attempted."""
