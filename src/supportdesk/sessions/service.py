@@ -32,7 +32,7 @@ from supportdesk.domain.errors import ConflictError, DomainError
 from supportdesk.domain.groups import SupportGroup
 from supportdesk.errors import Conflict, NotFound, TooManyRequests
 from supportdesk.events.service import EventRecorder
-from supportdesk.kit.auth import Principal, Role
+from supportdesk.kit.auth import Principal
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
@@ -441,10 +441,6 @@ class SessionService:
             computer=row.computer or None,
             import_fingerprint=fingerprint,
         )
-
-    @property
-    def is_customer(self) -> bool:
-        return self.principal is not None and self.principal.role is Role.customer
 
 
 def _partner(customer: Customer, computer: str | None) -> str:
