@@ -69,6 +69,7 @@ class Settings(BaseSettings):
         },
         description="largest upload per attachment kind, in bytes",
     )
+    metrics_enabled: bool = True
     cors_origins: list[str] = Field(
         default_factory=list, description='browser origins allowed, e.g. ["https://desk.example"]'
     )

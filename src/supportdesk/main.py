@@ -33,6 +33,7 @@ from supportdesk.kit.idempotency import (
 )
 from supportdesk.kit.observability import RequestContextMiddleware, configure_logging
 from supportdesk.ledger.endpoints import router as ledger_router
+from supportdesk.metrics.endpoints import router as metrics_router
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.sessions.endpoints import router as sessions_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     for router in (
         health_router,
+        metrics_router,
         api_keys_router,
         customers_router,
         products_router,

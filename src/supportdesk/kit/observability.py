@@ -16,6 +16,8 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from supportdesk.metrics.service import observe_request
+
 access_logger = logging.getLogger("supportdesk.access")
 REQUEST_ID = "X-Request-ID"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -83,6 +85,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            observe_request(scope["method"], _route_template(scope), status, elapsed)
             principal = scope.get("state", {}).get("principal")
             access_logger.info(
                 "request",
@@ -91,7 +95,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": _route_template(scope),
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                         "request_id": request_id,
                         "key_id": getattr(principal, "key_id", None),
                     }

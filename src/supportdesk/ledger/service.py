@@ -21,6 +21,7 @@ from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.ledger.repository import LedgerRepository
 from supportdesk.ledger.schemas import entry_read
+from supportdesk.metrics.service import DEBITS
 from supportdesk.models import Customer, LedgerEntry
 
 
@@ -184,6 +185,7 @@ class LedgerService:
         if effective_at is not None:
             entry.effective_at = effective_at
         await self._record(entry, customer)
+        DEBITS.inc()
         return entry
 
     async def reverse_entry(
