@@ -138,6 +138,10 @@ class TicketRepository(Repository):
         found: dict[str, list[TicketPause]] = defaultdict(list)
         if not ids:
             return found
+        if any(isinstance(obj, TicketPause) for obj in self.session.new):
+            # The session does not autoflush: a pause that ended in this transaction
+            # must be written before it can be read, or the due time would miss it.
+            await self.session.flush()
         stmt = select(TicketPause).where(TicketPause.ticket_id.in_(ids)).order_by(TicketPause.id)
         for pause in (await self.session.scalars(stmt)).all():
             found[pause.ticket_id].append(pause)
