@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import Send
 
 from supportdesk.domain.errors import ConflictError, DomainError, IllegalTransition, RuleViolation
 
@@ -136,6 +137,20 @@ def problem_response(
     if extra:
         body.update(extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+async def send_raw(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """A whole answer straight on the ASGI channel, for middleware that answers itself."""
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_problem(send: Send, status: int, detail: str, **kw: Any) -> None:
+    """A problem+json answer from middleware, shaped like every other error."""
+    response = problem_response(status, detail, **kw)
+    await send_raw(send, status, response.raw_headers, bytes(response.body))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from supportdesk.errors import problem_response
+from supportdesk.errors import send_problem, send_raw
 
 ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 ALLOWED_HEADERS = {
@@ -67,16 +67,17 @@ class CorsMiddleware:
             if h.strip()
         }
         if not self._allowed(origin) or not requested <= ALLOWED_HEADERS:
-            response = problem_response(403, "This origin or these headers are not allowed.")
-            status, raw, body = 403, response.raw_headers, bytes(response.body)
-        else:
-            status, body = 204, b""
-            raw = [
+            await send_problem(send, 403, "This origin or these headers are not allowed.")
+            return
+        await send_raw(
+            send,
+            204,
+            [
                 (b"access-control-allow-origin", origin.encode("latin-1")),
                 (b"access-control-allow-methods", ALLOWED_METHODS.encode()),
                 (b"access-control-allow-headers", ", ".join(sorted(ALLOWED_HEADERS)).encode()),
                 (b"access-control-max-age", str(self.max_age).encode()),
                 (b"vary", b"Origin"),
-            ]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+            ],
+            b"",
+        )

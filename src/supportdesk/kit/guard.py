@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from supportdesk.errors import problem_response
+from supportdesk.errors import send_problem
 
 
 class _TooLarge(StarletteHTTPException):
@@ -24,12 +24,6 @@ class _TooLarge(StarletteHTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"The body is larger than {limit} bytes.")
-
-
-async def _send_problem(send: Send, status: int, detail: str, **kw: object) -> None:
-    response = problem_response(status, detail, **kw)  # type: ignore[arg-type]
-    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": bytes(response.body)})
 
 
 class RequestGuardMiddleware:
@@ -46,7 +40,7 @@ class RequestGuardMiddleware:
         if b"\x00" in unquote_to_bytes(raw_path) or b"\x00" in unquote_to_bytes(
             scope.get("query_string", b"")
         ):
-            await _send_problem(
+            await send_problem(
                 send,
                 422,
                 "The request's path or query contains a NUL character.",
@@ -60,7 +54,7 @@ class RequestGuardMiddleware:
         limit = self.max_upload_body if multipart else self.max_json_body
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _send_problem(send, 413, f"The body is larger than {limit} bytes.")
+            await send_problem(send, 413, f"The body is larger than {limit} bytes.")
             return
 
         received = 0
@@ -86,4 +80,4 @@ class RequestGuardMiddleware:
         except _TooLarge:
             if response_started:
                 raise
-            await _send_problem(send, 413, f"The body is larger than {limit} bytes.")
+            await send_problem(send, 413, f"The body is larger than {limit} bytes.")

@@ -34,7 +34,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.exc import IntegrityError
@@ -43,7 +42,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from supportdesk.db import OWNED_SESSION_STATE
-from supportdesk.errors import PROBLEM_JSON, problem_response
+from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, send_raw
 from supportdesk.kit.auth import hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.repository import Repository
@@ -228,18 +227,6 @@ class _Captured:
         return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers]
 
 
-async def _send_response(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_problem(send: Send, status: int, detail: str, **kw: Any) -> None:
-    response = problem_response(status, detail, **kw)
-    await _send_response(send, status, response.raw_headers, bytes(response.body))
-
-
 Spool = tempfile.SpooledTemporaryFile[bytes]
 
 
@@ -339,7 +326,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         if not _KEY_PATTERN.match(key):
-            await _send_problem(
+            await send_problem(
                 send,
                 422,
                 f"{HEADER} must be 1 to 255 visible ASCII characters.",
@@ -375,7 +362,7 @@ class IdempotencyMiddleware:
                 assert claim.record is not None
                 await self._replay(send, claim.record)
             elif claim.outcome is ClaimOutcome.MISMATCH:
-                await _send_problem(
+                await send_problem(
                     send,
                     422,
                     f"This {HEADER} was used for a different request.",
@@ -383,7 +370,7 @@ class IdempotencyMiddleware:
                     title="Idempotency key reused",
                 )
             else:
-                await _send_problem(
+                await send_problem(
                     send,
                     409,
                     f"A request with this {HEADER} is still being processed; retry later.",
@@ -396,7 +383,7 @@ class IdempotencyMiddleware:
         stored = json.loads(record.response_headers or "[]")
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored]
         raw.append((b"idempotent-replayed", b"true"))
-        await _send_response(send, record.response_status or 200, raw, record.response_body or b"")
+        await send_raw(send, record.response_status or 200, raw, record.response_body or b"")
 
     async def _run(
         self, scope: Scope, receive: Receive, send: Send, claim: IdempotencyRecord
@@ -424,7 +411,7 @@ class IdempotencyMiddleware:
                     if not lost:
                         await self._release(sessionmaker, claim)
         if lost:
-            await _send_problem(
+            await send_problem(
                 send,
                 409,
                 "A retry with this Idempotency-Key took over while this request ran; "
@@ -434,7 +421,7 @@ class IdempotencyMiddleware:
                 headers={"Retry-After": "1"},
             )
             return
-        await _send_response(send, captured.status, captured.headers, bytes(captured.body))
+        await send_raw(send, captured.status, captured.headers, bytes(captured.body))
 
     @contextlib.asynccontextmanager
     async def _lease(
