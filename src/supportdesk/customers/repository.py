@@ -65,8 +65,9 @@ class ContactRepository(Repository):
             stmt = stmt.where(Contact.customer_id == self.scope)
         return stmt
 
-    async def get_by_id(self, contact_id: str) -> Contact | None:
-        stmt = self._base().where(Contact.id == contact_id)
+    async def get_of_customer(self, customer_id: str, contact_id: str) -> Contact | None:
+        """The contact, if it exists and belongs to this customer."""
+        stmt = self._base().where(Contact.id == contact_id, Contact.customer_id == customer_id)
         return (await self.session.scalars(stmt)).one_or_none()
 
     async def list_for_customer(

@@ -154,7 +154,7 @@ class CustomerService:
         return await self.contacts.list_for_customer(customer_id, params)
 
     async def get_contact(self, customer_id: str, contact_id: str) -> Contact:
-        contact = await self.contacts.get_by_id(contact_id)
-        if contact is None or contact.customer_id != customer_id:
+        contact = await self.contacts.get_of_customer(customer_id, contact_id)
+        if contact is None:
             raise NotFound.of("contact", contact_id)
         return contact

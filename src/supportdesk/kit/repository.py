@@ -17,6 +17,11 @@ class Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    @property
+    def is_postgres(self) -> bool:
+        """PostgreSQL has what SQLite lacks (SKIP LOCKED, full-text search)."""
+        return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
+
     async def add(self, obj: M, *, conflict: str = "It conflicts with an existing record.") -> M:
         """Insert and flush, so ids and unique constraints are checked right away.
 

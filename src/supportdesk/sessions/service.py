@@ -128,10 +128,11 @@ class SessionService:
             ticket = await self.tickets.get_by_id(ticket_id)
             if ticket is None or ticket.customer_id != customer_id:
                 raise NotFound.of("ticket", ticket_id)
-        if contact_id is not None:
-            contact = await self.contacts.get_by_id(contact_id)
-            if contact is None or contact.customer_id != customer_id:
-                raise NotFound.of("contact", contact_id)
+        if (
+            contact_id is not None
+            and await self.contacts.get_of_customer(customer_id, contact_id) is None
+        ):
+            raise NotFound.of("contact", contact_id)
 
     def _supporter(self, given: str | None = None) -> str:
         """Who does the work: as given, else the name of the supporter's API key."""

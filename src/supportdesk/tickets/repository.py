@@ -101,7 +101,7 @@ class TicketRepository(Repository):
         comments = select(Comment.id).where(Comment.ticket_id == Ticket.id)
         if not include_internal:
             comments = comments.where(Comment.internal.is_(False))
-        if self._postgres:
+        if self.is_postgres:
             query = func.plainto_tsquery(literal_column("'simple'"), q)
             ticket_text = func.to_tsvector(literal_column("'simple'"), _ticket_text())
             comment_text = func.to_tsvector(literal_column("'simple'"), Comment.body)
@@ -116,10 +116,6 @@ class TicketRepository(Repository):
             in_comment = func.lower(Comment.body).like(pattern, escape="\\")
             conditions.append(or_(*fields, exists(comments.where(in_comment))))
         return and_(*conditions)
-
-    @property
-    def _postgres(self) -> bool:
-        return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
 
     async def list_waiting_for_customer(self, customer_id: str) -> list[Ticket]:
         """The customer's tickets whose place depends on blockers: held or queued."""
@@ -184,7 +180,7 @@ class TicketRepository(Repository):
         skipped = list(skip)
         if skipped:
             stmt = stmt.where(Ticket.id.not_in(skipped))
-        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+        if self.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self.session.scalars(stmt)).first()
 

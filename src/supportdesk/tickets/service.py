@@ -339,10 +339,10 @@ class TicketService:
         return view
 
     async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
-        if contact_id is None:
-            return
-        contact = await self.contacts.get_by_id(contact_id)
-        if contact is None or contact.customer_id != customer_id:
+        if (
+            contact_id is not None
+            and await self.contacts.get_of_customer(customer_id, contact_id) is None
+        ):
             raise NotFound.of("contact", contact_id)
 
     @property

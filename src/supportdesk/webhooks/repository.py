@@ -17,10 +17,6 @@ class WebhookRepository(Repository):
         super().__init__(session)
         self.owner = owner
 
-    @property
-    def _postgres(self) -> bool:
-        return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
-
     def _subscriptions(self) -> Select[WebhookSubscription]:
         stmt = select(WebhookSubscription)
         if self.owner is not None:
@@ -50,7 +46,7 @@ class WebhookRepository(Repository):
 
     async def events_to_fan_out(self, limit: int) -> list[Event]:
         stmt = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
-        if self._postgres:
+        if self.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.scalars(stmt)).all())
 
@@ -74,7 +70,7 @@ class WebhookRepository(Repository):
             .order_by(WebhookJob.id)
             .limit(limit)
         )
-        if self._postgres:
+        if self.is_postgres:
             stmt = stmt.with_for_update(of=WebhookJob, skip_locked=True)
         return list((await self.session.scalars(stmt)).all())
 
