@@ -55,6 +55,21 @@ class MultipartUpload:
         for received in self.files:
             received.discard()
 
+    def only_file(self, field: str) -> ReceivedFile:
+        """The one file sent in ``field``; none or several is 422."""
+        files = [f for f in self.files if f.field_name == field]
+        if len(files) != 1:
+            raise InvalidInput(
+                f"Send exactly one file in the field `{field}`.", loc=["body", field]
+            )
+        return files[0]
+
+    def required_field(self, name: str) -> str:
+        value = self.fields.get(name)
+        if not value:
+            raise InvalidInput(f"The field `{name}` is required.", loc=["body", name])
+        return value
+
 
 @dataclass
 class _Part:

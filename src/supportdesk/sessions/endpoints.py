@@ -253,12 +253,8 @@ async def import_logs(
         MAX_REPORT_BYTES,
     )
     try:
-        files = [f for f in upload.files if f.field_name == "file"]
-        if len(files) != 1:
-            raise InvalidInput("Send exactly one file in the field `file`.", loc=["body", "file"])
-        customer_id = upload.fields.get("customer_id")
-        if not customer_id:
-            raise InvalidInput("The field `customer_id` is required.", loc=["body", "customer_id"])
+        report = upload.only_file("file")
+        customer_id = upload.required_field("customer_id")
         flag = upload.fields.get("bill_at_list_price", "false").strip().lower()
         if flag not in ("true", "false", "1", "0"):
             raise InvalidInput(
@@ -266,7 +262,7 @@ async def import_logs(
             )
         service = SessionService(session, rules, principal)
         return await service.import_report(
-            customer_id, files[0].path, bill_at_list_price=flag in ("true", "1")
+            customer_id, report.path, bill_at_list_price=flag in ("true", "1")
         )
     finally:
         upload.discard()

@@ -7,7 +7,7 @@ from fastapi.responses import FileResponse
 
 from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
-from supportdesk.errors import Forbidden, InvalidInput, PayloadTooLarge, problem_responses
+from supportdesk.errors import Forbidden, PayloadTooLarge, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.etag import etag_of
 from supportdesk.kit.pagination import Page, PageDep
@@ -281,13 +281,9 @@ async def upload_attachment(
         service.largest_upload(),
     )
     try:
-        files = [f for f in upload.files if f.field_name == "file"]
-        if len(files) != 1:
-            raise InvalidInput("Send exactly one file in the field `file`.", loc=["body", "file"])
-        kind = upload.fields.get("kind")
-        if kind is None:
-            raise InvalidInput("The field `kind` is required.", loc=["body", "kind"])
-        attachment = await service.attach_file(ticket_id, kind, files[0])
+        attachment = await service.attach_file(
+            ticket_id, upload.required_field("kind"), upload.only_file("file")
+        )
     finally:
         upload.discard()
     return AttachmentRead.model_validate(attachment)
