@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Send
 
-from supportdesk.domain.errors import ConflictError, DomainError, IllegalTransition, RuleViolation
+from supportdesk.domain.errors import ConflictError, DomainError, IllegalTransition
 
 logger = logging.getLogger("supportdesk.errors")
 
@@ -182,10 +182,9 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _domain_status(exc: DomainError) -> tuple[int, str, str]:
+    # A clash with the object's state is 409; every other rule (RuleViolation) is 422.
     if isinstance(exc, ConflictError):
         return 409, "conflict", "Conflict"
-    if isinstance(exc, RuleViolation):
-        return 422, "business-rule", "Unprocessable Content"
     return 422, "business-rule", "Unprocessable Content"
 
 

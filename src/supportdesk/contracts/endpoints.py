@@ -13,7 +13,7 @@ from supportdesk.contracts.schemas import (
 from supportdesk.contracts.service import ContractService, ContractView
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
-from supportdesk.kit.etag import etag_of
+from supportdesk.kit.etag import tagged
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 
@@ -25,9 +25,7 @@ ContractId = Annotated[str, Path(max_length=255)]
 CustomerId = Annotated[str, Path(max_length=255)]
 
 
-def _read(view: ContractView, response: Response | None = None) -> ContractRead:
-    if response is not None:
-        response.headers["ETag"] = etag_of(view.contract.id, view.contract.updated_at)
+def _read(view: ContractView) -> ContractRead:
     return contract_read(view.contract, view.active)
 
 
@@ -76,7 +74,7 @@ async def get_contract(
     response: Response,
 ) -> ContractRead:
     service = ContractService(session, rules, scope=principal.customer_scope)
-    return _read(await service.get_contract(contract_id), response)
+    return tagged(_read(await service.get_contract(contract_id)), response)
 
 
 @router.patch(
@@ -97,7 +95,9 @@ async def update_contract(
     ] = None,
 ) -> ContractRead:
     service = ContractService(session, rules)
-    return _read(await service.change_contract(contract_id, body, if_match=if_match), response)
+    return tagged(
+        _read(await service.change_contract(contract_id, body, if_match=if_match)), response
+    )
 
 
 @router.get(

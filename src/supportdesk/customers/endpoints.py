@@ -14,7 +14,7 @@ from supportdesk.customers.schemas import (
 from supportdesk.customers.service import CustomerService, CustomerStanding
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
-from supportdesk.kit.etag import etag_of
+from supportdesk.kit.etag import tagged
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 
@@ -24,11 +24,6 @@ Reader = Annotated[Principal, Allowed(Permission.read)]
 Writer = Annotated[Principal, Allowed(Permission.write_customers)]
 CustomerId = Annotated[str, Path(max_length=255)]
 ContactId = Annotated[str, Path(max_length=255)]
-
-
-def _tagged(read: CustomerRead, response: Response) -> CustomerRead:
-    response.headers["ETag"] = etag_of(read.id, read.updated_at)
-    return read
 
 
 def _read(standing: CustomerStanding) -> CustomerRead:
@@ -90,7 +85,7 @@ async def get_customer(
     response: Response,
 ) -> CustomerRead:
     service = CustomerService(session, rules, scope=principal.customer_scope)
-    return _tagged(_read(await service.get_customer(customer_id)), response)
+    return tagged(_read(await service.get_customer(customer_id)), response)
 
 
 @router.patch(
@@ -111,7 +106,7 @@ async def update_customer(
     ] = None,
 ) -> CustomerRead:
     service = CustomerService(session, rules)
-    return _tagged(
+    return tagged(
         _read(await service.update_customer(customer_id, body, if_match=if_match)), response
     )
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Protocol, TypeVar
+
+from starlette.responses import Response
 
 from supportdesk.errors import AppError
 
@@ -19,6 +22,22 @@ class PreconditionFailed(AppError):
 def etag_of(object_id: str, updated_at: datetime) -> str:
     digest = hashlib.sha256(f"{object_id}:{updated_at.isoformat()}".encode()).hexdigest()
     return f'"{digest[:24]}"'
+
+
+class Versioned(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def tagged(read: V, response: Response) -> V:
+    """Put the object's ETag on the answer that shows it."""
+    response.headers["ETag"] = etag_of(read.id, read.updated_at)
+    return read
 
 
 def require_match(if_match: str | None, object_id: str, updated_at: datetime) -> None:

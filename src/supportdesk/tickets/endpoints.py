@@ -9,7 +9,7 @@ from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
 from supportdesk.errors import Forbidden, PayloadTooLarge, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
-from supportdesk.kit.etag import etag_of
+from supportdesk.kit.etag import tagged
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
@@ -119,7 +119,7 @@ async def get_ticket(
     response: Response,
 ) -> TicketRead:
     service = TicketService(session, rules, principal=principal)
-    return _tagged(ticket_read(await service.get_ticket(ticket_id)), response)
+    return tagged(ticket_read(await service.get_ticket(ticket_id)), response)
 
 
 @router.patch(
@@ -141,12 +141,7 @@ async def update_ticket(
 ) -> TicketRead:
     service = TicketService(session, rules, principal=principal)
     view = await service.update_ticket(ticket_id, body, if_match=if_match)
-    return _tagged(ticket_read(view), response)
-
-
-def _tagged(read: TicketRead, response: Response) -> TicketRead:
-    response.headers["ETag"] = etag_of(read.id, read.updated_at)
-    return read
+    return tagged(ticket_read(view), response)
 
 
 @router.post(
