@@ -20,6 +20,7 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.config import BusinessRules
+from supportdesk.kit.schemas import Money
 from supportdesk.sessions.schemas import format_duration
 from supportdesk.statements.service import LineItem, StatementHeader, StatementService
 
@@ -27,7 +28,9 @@ CHUNK = 64 * 1024
 
 
 def _money(amount: Decimal | None, currency: str) -> dict[str, str] | None:
-    return None if amount is None else {"amount": f"{amount:.2f}", "currency": currency}
+    """Money as everywhere in the API (``kit.schemas.Money``), as plain JSON."""
+    money = Money.maybe(amount, currency)
+    return None if money is None else money.model_dump()
 
 
 def summary(header: StatementHeader) -> dict[str, Any]:
