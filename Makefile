@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench clean
+.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench bench-parts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,14 @@ db-revision: $(VENV)/.installed-dev
 	$(BIN)/alembic revision --autogenerate -m "$(m)"
 	$(BIN)/ruff format migrations
 
+# The HTTP load benchmark on PostgreSQL with wrk: seeds, serves --workers 2, prints the
+# table with ratios to the two ceilings (bench/results/http.json). Under 10 minutes.
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_http.py
+
+# The focused benchmarks: the domain core, one hot ledger account, the queue, a 1 GiB
+# upload's memory and a 100,000-session statement.
+bench-parts: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_domain.py
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_queue.py

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_echo: bool = False
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description=(
+            "How long a worker remembers a key that authenticated (0: look it up on every "
+            "request). A key revoked through the API stops working at once on the worker "
+            "that revoked it and within this time on the others."
+        ),
+    )
     attachments_dir: Path = Path("./attachments")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

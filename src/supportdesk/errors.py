@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import Send
@@ -256,6 +257,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 
+def _database_unavailable(exc: DBAPIError) -> bool:
+    """A lost connection or a database that cannot serve now (a restart, a terminated
+    backend, a lock not granted in time): nothing of the request was committed, and the
+    same request can succeed a moment later."""
+    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DBAPIError) and _database_unavailable(exc):
+        logger.warning(
+            "database unavailable on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return problem_response(
+            503,
+            "The database is unavailable for a moment; nothing was changed. Retry the request.",
+            headers={"Retry-After": "1"},
+        )
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log, never to the client.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -267,4 +288,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

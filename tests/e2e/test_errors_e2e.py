@@ -107,3 +107,42 @@ class TestProblemDetails:
         assert "hunter2" not in response.text
         assert "RuntimeError" not in response.text
         assert body["title"] == "Internal Server Error"
+
+
+class TestDatabaseUnavailable:
+    """A lost connection (PostgreSQL restarted, backend terminated) or a lock not granted
+    in time is 503 with Retry-After, not 500; the retry with the same key then succeeds
+    once, because a 5xx answer is never stored for replay."""
+
+    async def test_lost_connection_is_503_and_the_retry_succeeds_once(
+        self, client: httpx.AsyncClient, headers_for, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        from supportdesk.kit.repository import Repository
+
+        real_add = Repository.add
+        failures = [OperationalError("INSERT", {}, ConnectionError("connection was closed"))]
+
+        async def add_failing_once(self: Repository, obj: object, **kw: str) -> object:
+            if failures:
+                raise failures.pop()
+            return await real_add(self, obj, **kw)
+
+        admin = await headers_for("admin")
+        monkeypatch.setattr(Repository, "add", add_failing_once)
+        headers = {**admin, "Idempotency-Key": "db-blip-1"}
+        body = {"name": "Ingenieurbüro Blip", "external_ref": "BLIP-1"}
+
+        first = await client.post("/api/v1/customers", json=body, headers=headers)
+        problem = assert_problem(first, 503)
+        assert first.headers["retry-after"] == "1"
+        assert "connection was closed" not in first.text
+        assert "nothing was changed" in str(problem["detail"])
+
+        second = await client.post("/api/v1/customers", json=body, headers=headers)
+        assert second.status_code == 201, second.text
+        found = await client.get(
+            "/api/v1/customers", params={"external_ref": "BLIP-1"}, headers=admin
+        )
+        assert [c["id"] for c in found.json()["items"]] == [second.json()["id"]]

@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from supportdesk.errors import InvalidInput
-from supportdesk.kit.auth import PERMISSIONS, Permission, Principal, Role, generate_key, hash_key
+from supportdesk.kit.auth import (
+    PERMISSIONS,
+    Permission,
+    Principal,
+    PrincipalCache,
+    Role,
+    generate_key,
+    hash_key,
+)
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import decode_cursor, encode_cursor
 
@@ -58,3 +66,38 @@ class TestKeys:
     def test_customer_scope_only_for_customer_role(self) -> None:
         assert Principal("k", Role.customer, "cus_1").customer_scope == "cus_1"
         assert Principal("k", Role.agent, None).customer_scope is None
+
+
+class TestPrincipalCache:
+    agent = Principal(key_id="key_1", role=Role.agent, customer_id=None)
+
+    def test_remembers_for_its_time_then_forgets(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        now = [1000.0]
+        monkeypatch.setattr("supportdesk.kit.auth.time.monotonic", lambda: now[0])
+        cache = PrincipalCache()
+        cache.put("h1", self.agent, ttl=2)
+        assert cache.get("h1") == self.agent
+        now[0] += 1.9
+        assert cache.get("h1") == self.agent
+        now[0] += 0.2
+        assert cache.get("h1") is None
+
+    def test_zero_time_keeps_nothing(self) -> None:
+        cache = PrincipalCache()
+        cache.put("h1", self.agent, ttl=0)
+        assert cache.get("h1") is None
+
+    def test_forget_drops_every_entry_of_the_key(self) -> None:
+        cache = PrincipalCache()
+        other = Principal(key_id="key_2", role=Role.admin, customer_id=None)
+        cache.put("h1", self.agent, ttl=60)
+        cache.put("h2", other, ttl=60)
+        cache.forget("key_1")
+        assert cache.get("h1") is None
+        assert cache.get("h2") == other
+
+    def test_stays_bounded(self) -> None:
+        cache = PrincipalCache()
+        for n in range(PrincipalCache.MAX_ENTRIES + 5):
+            cache.put(f"h{n}", self.agent, ttl=60)
+        assert len(cache._entries) <= PrincipalCache.MAX_ENTRIES

@@ -8,7 +8,7 @@ from supportdesk.api_keys.repository import ApiKeyRepository
 from supportdesk.api_keys.schemas import ApiKeyCreate
 from supportdesk.customers.repository import CustomerRepository
 from supportdesk.errors import NotFound
-from supportdesk.kit.auth import generate_key
+from supportdesk.kit.auth import generate_key, principals
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
@@ -23,6 +23,7 @@ class IssuedKey:
 
 class ApiKeyService:
     def __init__(self, session: AsyncSession) -> None:
+        self.session = session
         self.keys = ApiKeyRepository(session)
         self.customers = CustomerRepository(session)
 
@@ -62,4 +63,5 @@ class ApiKeyService:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await self.keys.flush()
+        principals.forget_on_commit(self.session, key.id)
         return key

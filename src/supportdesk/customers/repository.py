@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
 from supportdesk.kit.repository import Repository
-from supportdesk.models import Contact, Customer
+from supportdesk.models import Contact, Contract, Customer
 
 
 class CustomerRepository(Repository):
@@ -40,6 +42,27 @@ class CustomerRepository(Repository):
             self._base().where(Customer.id.in_(set(ids))).execution_options(populate_existing=True)
         )
         return {c.id: c for c in (await self.session.scalars(stmt)).all()}
+
+    async def get_many_with_contracts(
+        self, ids: list[str]
+    ) -> tuple[dict[str, Customer], dict[str, list[Contract]]]:
+        """Customers and their contracts in one round trip (an outer join)."""
+        if not ids:
+            return {}, {}
+        stmt = (
+            self._base()
+            .add_columns(Contract)
+            .outerjoin(Contract, Contract.customer_id == Customer.id)
+            .where(Customer.id.in_(set(ids)))
+            .execution_options(populate_existing=True)
+        )
+        customers: dict[str, Customer] = {}
+        contracts: dict[str, list[Contract]] = defaultdict(list)
+        for customer, contract in (await self.session.execute(stmt)).all():
+            customers[customer.id] = customer
+            if contract is not None:
+                contracts[customer.id].append(contract)
+        return customers, contracts
 
     async def get_by_external_ref(self, external_ref: str) -> Customer | None:
         stmt = self._base().where(Customer.external_ref == external_ref)

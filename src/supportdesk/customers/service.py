@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,7 +16,7 @@ from supportdesk.kit.clock import utcnow
 from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
-from supportdesk.models import Contact, Customer
+from supportdesk.models import Contact, Contract, Customer
 
 _EXTERNAL_REF_TAKEN = "Another customer already has this external_ref."
 
@@ -47,6 +47,7 @@ class StandingService:
     def __init__(self, session: AsyncSession, rules: BusinessRules) -> None:
         self.rules = rules
         self.contracts = ContractRepository(session)
+        self.customers = CustomerRepository(session)
 
     async def groups_of(
         self, customers: Iterable[Customer], *, on: date | None = None
@@ -55,6 +56,21 @@ class StandingService:
         always today's)."""
         customers = list(customers)
         contracts = await self.contracts.list_for_customers(c.id for c in customers)
+        return self._groups(customers, contracts, on)
+
+    async def customers_and_groups(
+        self, customer_ids: Iterable[str]
+    ) -> tuple[dict[str, Customer], dict[str, SupportGroup]]:
+        """Customers by id with the groups they stand in now, in one query."""
+        customers, contracts = await self.customers.get_many_with_contracts(list(customer_ids))
+        return customers, self._groups(customers.values(), contracts, None)
+
+    def _groups(
+        self,
+        customers: Iterable[Customer],
+        contracts: Mapping[str, list[Contract]],
+        on: date | None,
+    ) -> dict[str, SupportGroup]:
         today = on or self.rules.calendar.local_date(utcnow())
         return {
             c.id: support_group(

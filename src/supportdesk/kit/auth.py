@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.db import get_session
@@ -114,11 +116,58 @@ _bearer = HTTPBearer(
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The caller, from its API key.
+class PrincipalCache:
+    """Keys that authenticated lately, remembered per worker process for a few seconds.
+
+    Saves each request the key lookup, a transaction of its own. Only keys found active
+    are remembered, so a new key works at once and an unknown one is always looked up.
+    A revocation through the API forgets the key here as it commits; another worker may
+    still accept it until its entry expires (``auth_cache_seconds``).
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, key_hash: str) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        principal, expires = entry
+        if expires <= time.monotonic():
+            self._entries.pop(key_hash, None)
+            return None
+        return principal
+
+    def put(self, key_hash: str, principal: Principal, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key_hash] = (principal, time.monotonic() + ttl)
+
+    def forget(self, key_id: str) -> None:
+        for key_hash, (principal, _) in list(self._entries.items()):
+            if principal.key_id == key_id:
+                self._entries.pop(key_hash, None)
+
+    def forget_on_commit(self, session: AsyncSession, key_id: str) -> None:
+        """Forget ``key_id`` now and again once ``session`` commits, so that a request
+        that looked the key up before the revocation committed cannot keep it alive."""
+        self.forget(key_id)
+        event.listen(
+            session.sync_session, "after_commit", lambda _s: self.forget(key_id), once=True
+        )
+
+
+principals = PrincipalCache()
+
+
+async def active_principal(
+    sessionmaker: async_sessionmaker[AsyncSession], key_hash: str, ttl: float
+) -> Principal | None:
+    """The caller whose key has ``key_hash``, if the key exists and is not revoked.
 
     The key is looked up in a short transaction of its own, not the request's: the
     request's transaction then starts with its first real query, so an upload that
@@ -127,16 +176,34 @@ async def authenticate(
     # Imported here: the repository imports the models, which import kit modules.
     from supportdesk.api_keys.repository import ApiKeyRepository
 
-    if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
-        raise Unauthorized()
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    principal = principals.get(key_hash)
+    if principal is not None:
+        return principal
     async with sessionmaker() as session:
-        key = await ApiKeyRepository(session).get_active_by_hash(hash_key(credentials.credentials))
+        key = await ApiKeyRepository(session).get_active_by_hash(key_hash)
     if key is None:
-        raise Unauthorized("The API key is unknown or has been revoked.")
+        return None
     principal = Principal(
         key_id=key.id, role=Role(key.role), customer_id=key.customer_id, name=key.name
     )
+    principals.put(key_hash, principal, ttl)
+    return principal
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from its API key."""
+    if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
+        raise Unauthorized()
+    principal = await active_principal(
+        request.app.state.sessionmaker,
+        hash_key(credentials.credentials),
+        request.app.state.settings.auth_cache_seconds,
+    )
+    if principal is None:
+        raise Unauthorized("The API key is unknown or has been revoked.")
     request.state.principal = principal
     current_actor.set((principal.key_id, principal.role.value))
     return principal

@@ -43,7 +43,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from supportdesk.db import OWNED_SESSION_STATE
 from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, send_raw
-from supportdesk.kit.auth import hash_key
+from supportdesk.kit.auth import active_principal, hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.repository import Repository
 from supportdesk.models import IdempotencyRecord
@@ -304,13 +304,6 @@ def _caller(authorization: str) -> str | None:
     return hash_key(credential)
 
 
-async def _key_is_active(session: AsyncSession, key_hash: str) -> bool:
-    # Imported here: the API-key repository imports models that import this kit.
-    from supportdesk.api_keys.repository import ApiKeyRepository
-
-    return await ApiKeyRepository(session).get_active_by_hash(key_hash) is not None
-
-
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, policy: IdempotencyPolicy | None = None) -> None:
         self.app = app
@@ -342,16 +335,14 @@ class IdempotencyMiddleware:
         except _ClientGone:
             return
         with spool:
-            async with sessionmaker() as session:
-                active = caller is not None and await _key_is_active(session, caller)
-                if not active:
-                    claim = None
-                else:
-                    assert caller is not None
+            ttl = scope["app"].state.settings.auth_cache_seconds
+            claim = None
+            if caller is not None and await active_principal(sessionmaker, caller, ttl):
+                async with sessionmaker() as session:
                     claim = await IdempotencyRepository(session).claim(
                         caller, key, fingerprint, utcnow(), self.policy
                     )
-                await session.commit()
+                    await session.commit()
             if claim is None:
                 # No valid key: no scope to keep answers under; the app answers 401.
                 await self.app(scope, _replaying_receive(spool, receive), send)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import mimetypes
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -88,6 +88,13 @@ def _intervals(stored: list[dict[str, str]]) -> list[Interval]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class _Surroundings:
+    groups: Mapping[str, SupportGroup]
+    latest: Mapping[str, str | None]
+    pauses: Mapping[str, list[TicketPause]]
+
+
 class TicketService:
     def __init__(
         self,
@@ -105,7 +112,6 @@ class TicketService:
         self.tickets = TicketRepository(session, scope)
         self.customers = CustomerRepository(session, scope)
         self.contacts = ContactRepository(session, scope)
-        self.all_customers = CustomerRepository(session)
         self.standing = StandingService(session, rules)
         self.events = EventRecorder(session)
 
@@ -114,17 +120,23 @@ class TicketService:
     async def views(self, tickets: Sequence[Ticket]) -> list[TicketView]:
         if not tickets:
             return []
-        customers = await self.all_customers.get_many([t.customer_id for t in tickets])
-        groups = await self.standing.groups_of(customers.values())
+        return self._derive(tickets, await self._surroundings(tickets))
+
+    async def _surroundings(self, tickets: Sequence[Ticket]) -> _Surroundings:
+        """What a ticket's view depends on beyond the ticket, for many at once."""
+        _, groups = await self.standing.customers_and_groups(t.customer_id for t in tickets)
         latest = await self.tickets.latest_versions(t.product for t in tickets)
         pauses = await self.tickets.pauses_for(t.id for t in tickets)
+        return _Surroundings(groups, latest, pauses)
+
+    def _derive(self, tickets: Sequence[Ticket], around: _Surroundings) -> list[TicketView]:
         now = utcnow()
         return [
             self._evaluate(
                 t,
-                groups[t.customer_id],
-                latest.get(t.product) if t.product else None,
-                [(p.started_at, p.ended_at) for p in pauses.get(t.id, [])],
+                around.groups[t.customer_id],
+                around.latest.get(t.product) if t.product else None,
+                [(p.started_at, p.ended_at) for p in around.pauses.get(t.id, [])],
                 now,
             )
             for t in tickets
@@ -329,10 +341,13 @@ class TicketService:
             updated_at=now,
             version=1,
         )
-        view = await self.view(ticket)
+        # A new ticket has no pauses yet: what it depends on is read once, and its view
+        # derived again after the status is set (a held ticket's clock stands).
+        around = await self._surroundings([ticket])
+        (view,) = self._derive([ticket], around)
         ticket.held = view.held
         self._set_status(ticket, initial_status(view.held), now)
-        view = await self.view(ticket)
+        (view,) = self._derive([ticket], around)
         self._place(ticket, view)
         await self.tickets.add(ticket)
         self._publish("ticket.created", view)

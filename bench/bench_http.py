@@ -1,0 +1,665 @@
+"""`make bench`: the service under HTTP load at the scale of a large support desk.
+
+1. Seeds a PostgreSQL database of its own in bulk (COPY, not requests): 10,000 customers,
+   each with a unit account and half of them with a maintenance contract, 1,000,000
+   tickets in all states, 200,000 ledger entries (a purchase and nineteen debits per
+   customer, the balances equal to their sums), 100,000 session logs (ten per customer,
+   each billed by one of those debits) and 20,000 active remote sessions to end.
+2. Starts the service as production does (`supportdesk serve --workers 2`) and drives
+   it with `wrk` from a separate process (installed from Debian's packages if missing),
+   one scenario after the other at the same concurrency.
+3. Measures two ceilings with the same `wrk` at the same concurrency: a trivial endpoint
+   of the same app (`/health/live`, through every middleware: the framework's limit
+   here) and a bare ASGI app doing one raw asyncpg INSERT per request in its own
+   transaction (bench/raw_insert_app.py: the database's limit for a committed row).
+4. Prints a table — requests/s, p50, p99, errors, and each scenario as a ratio to its
+   ceiling (reads to the trivial endpoint, writes to the raw insert) — and writes it to
+   bench/results/http.json.
+
+    python bench/bench_http.py [--seconds 10] [--connections 16] [--tickets 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import httpx
+from common import RESULTS, cli, free_port, postgres_database, running_server, service_env
+from raw_insert_app import DDL
+
+DATABASE = "supportdesk_bench"
+HERE = Path(__file__).resolve().parent
+WRK_THREADS = 2
+STATUSES = [
+    ("closed", 0.80),
+    ("resolved", 0.10),
+    ("open", 0.05),
+    ("in_progress", 0.02),
+    ("awaiting_customer", 0.02),
+    ("escalated", 0.01),
+]
+SEVERITIES = ["critical", "high", "normal", "low"]
+CATEGORIES = ["bug_report", "operation", "how_to", "database_defect", "installation"]
+ENTRIES_PER_CUSTOMER = 20
+SESSIONS_PER_CUSTOMER = 10
+PURCHASE_UNITS = 2_000
+
+
+def customer_id(i: int) -> str:
+    return f"cus_{i:026d}"
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+async def _copy(
+    conn: asyncpg.Connection, table: str, columns: list[str], rows: list[tuple]
+) -> None:  # type: ignore[type-arg]
+    await conn.copy_records_to_table(table, records=rows, columns=columns)
+    rows.clear()
+
+
+async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetime) -> None:  # type: ignore[type-arg]
+    """Customers, contracts, ledger entries and session logs, the balances consistent."""
+    rng = random.Random(11)
+    customer_rows: list[tuple[object, ...]] = []
+    contract_rows: list[tuple[object, ...]] = []
+    entry_rows: list[tuple[object, ...]] = []
+    log_rows: list[tuple[object, ...]] = []
+    period_start = now - timedelta(days=300)
+    for c in range(customers):
+        cid = customer_id(c)
+        if c % 2 == 0:
+            contract_rows.append(
+                (
+                    f"ctr_{c:026d}",
+                    cid,
+                    "maintenance",
+                    date(2020, 1, 1),
+                    None if c % 4 else date(2030, 12, 31),
+                    now,
+                    now,
+                )
+            )
+        balance = PURCHASE_UNITS
+        at = period_start + timedelta(minutes=c)
+        entry_rows.append(
+            (
+                f"led_{c:020d}_000000",
+                cid,
+                "purchase",
+                PURCHASE_UNITS,
+                PURCHASE_UNITS,
+                0,
+                0,
+                rng.choice(["85.00", "80.00"]),
+                None,
+                "EUR",
+                "api",
+                None,
+                balance,
+                at,
+                at,
+            )
+        )
+        for e in range(1, ENTRIES_PER_CUSTOMER):
+            at = at + timedelta(days=1, minutes=rng.randrange(600))
+            units = rng.randint(1, 8)
+            balance -= units
+            entry_id = f"led_{c:020d}_{e:06d}"
+            session = e <= SESSIONS_PER_CUSTOMER
+            log_id = f"sl_{c:020d}_{e:06d}"
+            entry_rows.append(
+                (
+                    entry_id,
+                    cid,
+                    "debit",
+                    units,
+                    -units,
+                    units,
+                    0,
+                    None,
+                    None,
+                    "EUR",
+                    "session" if session else "api",
+                    log_id if session else None,
+                    balance,
+                    at,
+                    at,
+                )
+            )
+            if session:
+                log_rows.append(
+                    (
+                        log_id,
+                        cid,
+                        f"Customer {c} – PC {e}",
+                        at,
+                        units * 900 - rng.randrange(600),
+                        "Klaus Hörner",
+                        "Netzwerklizenz neu eingerichtet",
+                        True,
+                        False,
+                        "logged",
+                        "charged",
+                        units,
+                        units,
+                        0,
+                        0,
+                        entry_id,
+                        at,
+                    )
+                )
+        customer_rows.append((cid, f"Customer {c}", f"CRM-{c}", balance, 0, None, now, now))
+    await _copy(
+        conn,
+        "customers",
+        [
+            "id",
+            "name",
+            "external_ref",
+            "unit_balance",
+            "last_balance_change",
+            "unit_warning_levels",
+            "created_at",
+            "updated_at",
+        ],
+        customer_rows,
+    )
+    await _copy(
+        conn,
+        "contracts",
+        ["id", "customer_id", "kind", "starts_on", "ends_on", "created_at", "updated_at"],
+        contract_rows,
+    )
+    await _copy(
+        conn,
+        "ledger_entries",
+        [
+            "id",
+            "customer_id",
+            "kind",
+            "units",
+            "change",
+            "units_debited",
+            "units_billed_at_list_price",
+            "unit_price",
+            "amount",
+            "currency",
+            "cause_type",
+            "cause_id",
+            "balance_after",
+            "recorded_at",
+            "effective_at",
+        ],
+        entry_rows,
+    )
+    await _copy(
+        conn,
+        "session_logs",
+        [
+            "id",
+            "customer_id",
+            "partner",
+            "started_at",
+            "duration_seconds",
+            "supporter",
+            "notes",
+            "billable",
+            "bill_at_list_price",
+            "origin",
+            "billing_outcome",
+            "units",
+            "units_charged",
+            "units_at_list_price",
+            "units_covered",
+            "ledger_entry_id",
+            "created_at",
+        ],
+        log_rows,
+    )
+
+
+async def _seed_tickets(
+    conn: asyncpg.Connection,  # type: ignore[type-arg]
+    customers: int,
+    tickets: int,
+    now: datetime,
+) -> None:
+    rng = random.Random(7)
+    statuses = [s for s, _ in STATUSES]
+    weights = [w for _, w in STATUSES]
+    columns = [
+        "id",
+        "customer_id",
+        "category",
+        "severity",
+        "severity_rank",
+        "status",
+        "subject",
+        "description",
+        "steps_to_reproduce",
+        "env_os",
+        "env_host_application",
+        "env_extra",
+        "proposed_appointments",
+        "has_image_screenshot",
+        "has_database_backup",
+        "held",
+        "received_at",
+        "first_response_due",
+        "paused_since",
+        "sla_at_risk_notified_at",
+        "sla_breached_notified_at",
+        "updated_at",
+        "version",
+        "queue_group",
+    ]
+    batch: list[tuple[object, ...]] = []
+    for i in range(tickets):
+        severity = rng.randrange(4)
+        owner = rng.randrange(customers)
+        received = now - timedelta(minutes=rng.randrange(60 * 24 * 730))
+        status = rng.choices(statuses, weights)[0]
+        batch.append(
+            (
+                f"tkt_{i:026d}",
+                customer_id(owner),
+                rng.choice(CATEGORIES),
+                SEVERITIES[severity],
+                severity,
+                status,
+                "Import fails",
+                "The import stops with an error.",
+                "1. 2. 3.",
+                "Windows 11",
+                "ArchiCAD",
+                "{}",
+                "[]",
+                True,
+                False,
+                False,
+                received,
+                received + timedelta(hours=4),
+                received if status == "awaiting_customer" else None,
+                # A desk in service was told of these long ago: the sweeps have nothing
+                # to catch up on, as in production, instead of 50,000 notices at start.
+                received + timedelta(hours=3),
+                received + timedelta(hours=4),
+                received,
+                1,
+                0 if owner % 2 == 0 else 1,
+            )
+        )
+        if len(batch) == 50_000:
+            await _copy(conn, "tickets", columns, batch)
+    if batch:
+        await _copy(conn, "tickets", columns, batch)
+
+
+async def _seed_remote_sessions(
+    conn: asyncpg.Connection,  # type: ignore[type-arg]
+    customers: int,
+    count: int,
+    now: datetime,
+) -> None:
+    rows: list[tuple[object, ...]] = []
+    started = now - timedelta(minutes=20)
+    for i in range(count):
+        rows.append(
+            (
+                f"rs_{i:026d}",
+                customer_id((i * 7) % customers),
+                False,
+                f"{i:064x}",
+                started,
+                "active",
+                "Bench Supporter",
+                started,
+                started,
+            )
+        )
+    await _copy(
+        conn,
+        "remote_sessions",
+        [
+            "id",
+            "customer_id",
+            "bill_at_list_price",
+            "code_hash",
+            "code_expires_at",
+            "status",
+            "supporter",
+            "created_at",
+            "started_at",
+        ],
+        rows,
+    )
+
+
+async def seed(dsn: str, customers: int, tickets: int, remote_sessions: int) -> dict[str, int]:
+    now = datetime.now(UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _seed_customers(conn, customers, now)
+        await _seed_tickets(conn, customers, tickets, now)
+        await _seed_remote_sessions(conn, customers, remote_sessions, now)
+        await conn.execute(DDL)
+        await conn.execute("ANALYZE")
+        counts = {}
+        for table in (
+            "customers",
+            "contracts",
+            "tickets",
+            "ledger_entries",
+            "session_logs",
+            "remote_sessions",
+        ):
+            counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608
+        bad = await conn.fetchval(
+            "SELECT count(*) FROM customers c WHERE unit_balance <> "
+            "(SELECT coalesce(sum(change), 0) FROM ledger_entries e WHERE e.customer_id = c.id)"
+        )
+        if bad:
+            raise RuntimeError(f"{bad} seeded balances differ from the sum of their entries")
+        return counts
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- wrk
+
+LUA_COMMON = """
+local counter = 0
+local index = 0
+function setup(thread)
+  thread:set("tid", index)
+  index = index + 1
+end
+function init(args)
+  math.randomseed(1000 + tid * 7919)
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  local f = io.open(os.getenv("WRK_OUT"), "w")
+  f:write(string.format(
+    '{"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status_errors":%d,"socket_errors":%d}',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+  f:close()
+end
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    ceiling: str  # "trivial" or "insert"
+    method: str
+    key: str  # which API key: admin, agent or none
+    path: str  # a Lua expression for the path
+    body: str = "nil"  # a Lua expression for the body, or nil
+    connections: int | None = None  # None: the run's concurrency
+
+    def lua(self, keys: dict[str, str], customers: int, tickets: int) -> str:
+        headers = ['wrk.headers["Accept"] = "application/json"']
+        if self.key != "none":
+            headers.append(f'wrk.headers["Authorization"] = "Bearer {keys[self.key]}"')
+        if self.body != "nil":
+            headers.append('wrk.headers["Content-Type"] = "application/json"')
+        return (
+            LUA_COMMON
+            + "\n".join(headers)
+            + f"""
+local CUSTOMERS = {customers}
+local TICKETS = {tickets}
+local THREADS = {WRK_THREADS}
+local function customer() return string.format("cus_%026d", math.random(0, CUSTOMERS - 1)) end
+local function ticket() return string.format("tkt_%026d", math.random(0, TICKETS - 1)) end
+request = function()
+  counter = counter + 1
+  return wrk.format("{self.method}", {self.path}, nil, {self.body})
+end
+"""
+        )
+
+
+SCENARIOS = [
+    Scenario("create ticket", "insert", "POST", "admin", '"/api/v1/tickets"',
+             """string.format('{"customer_id":"%s","category":"how_to","severity":"normal",'
+             .. '"subject":"Export to PDF fails","description":"Since the update the export '
+             .. 'stops with an error.","product":"archicad-addon","addon_version":"4.2.1"}',
+             customer())"""),
+    Scenario("read ticket", "trivial", "GET", "admin", '"/api/v1/tickets/" .. ticket()'),
+    Scenario("list tickets (filters)", "trivial", "GET", "admin",
+             'string.format("/api/v1/tickets?customer_id=%s&status=closed&limit=20", customer())'),
+    Scenario("queue read", "trivial", "GET", "agent", '"/api/v1/queue?limit=50"'),
+    Scenario("queue read, 2 clients", "trivial", "GET", "agent", '"/api/v1/queue?limit=50"',
+             connections=2),
+    Scenario("claim", "insert", "POST", "agent", '"/api/v1/queue/claim"'),
+    Scenario("ledger debit", "insert", "POST", "admin",
+             'string.format("/api/v1/customers/%s/ledger/entries", customer())',
+             """'{"kind":"debit","units":1,"reference":"bench"}'"""),
+    Scenario("session end", "insert", "POST", "agent",
+             'string.format("/api/v1/remote-sessions/rs_%026d/end", tid + (counter - 1) * THREADS)',
+             """'{"notes":"Lizenzserver neu gestartet","billable":true}'"""),
+    Scenario("statement", "trivial", "GET", "admin",
+             'string.format("/api/v1/customers/%s/statement?from=2025-01-01&to=2026-12-31",'
+             ' customer())'),
+]  # fmt: skip
+TRIVIAL = Scenario("trivial endpoint", "ceiling", "GET", "none", '"/health/live"')
+RAW_INSERT = Scenario(
+    "raw asyncpg insert", "ceiling", "POST", "none", '"/"', """'{"kind":"debit","units":1}'"""
+)
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    print("wrk is missing; installing it from Debian's packages", flush=True)
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-q", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk could not be installed")
+    return found
+
+
+def run_wrk(
+    wrk: str, base: str, scenario: Scenario, script: str, seconds: float, connections: int
+) -> dict[str, float]:
+    threads = min(WRK_THREADS, connections)
+    with tempfile.TemporaryDirectory() as tmp:
+        lua = Path(tmp) / "scenario.lua"
+        out = Path(tmp) / "out.json"
+        lua.write_text(script)
+        done = subprocess.run(
+            [
+                wrk,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{int(seconds)}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(lua),
+                base,
+            ],
+            env={**os.environ, "WRK_OUT": str(out)},
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        )
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+        raw = json.loads(out.read_text())
+    seconds_run = raw["duration_us"] / 1e6
+    return {
+        "requests": raw["requests"],
+        "requests_per_second": round(raw["requests"] / seconds_run, 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "errors": raw["status_errors"] + raw["socket_errors"],
+        "connections": connections,
+    }
+
+
+def raw_insert_server(dsn: str, env: dict[str, str], workers: int) -> subprocess.Popen[bytes]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "raw_insert_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=HERE,
+        env={**env, "SUPPORTDESK_BENCH_DSN": dsn},
+    )
+    process.base = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.post(process.base, content=b"{}", timeout=1).status_code == 201:  # type: ignore[attr-defined]
+                return process
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("the raw insert server did not start")
+        time.sleep(0.1)
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    header = (
+        f"{'scenario':<24}{'conns':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"  {'ratio to ceiling':<28}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        ratio = row.get("ratio")
+        shown = "" if ratio is None else f"{ratio:.0%} of {row['ceiling']}"
+        print(
+            f"{row['scenario']!s:<24}{row['connections']!s:>6}{row['requests_per_second']!s:>9}{row['p50_ms']!s:>9}"
+            f"{row['p99_ms']!s:>9}{row['errors']!s:>8}  {shown:<28}"
+        )
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--tickets", type=int, default=1_000_000)
+    parser.add_argument("--remote-sessions", type=int, default=20_000)
+    parser.add_argument("--only", help="comma-separated scenario names to run")
+    args = parser.parse_args()
+    wrk = ensure_wrk()
+    begun = time.perf_counter()
+    pool_size = max(4, args.connections // args.workers + 2)
+
+    async with postgres_database(DATABASE) as dsn:
+        env = service_env(dsn, SUPPORTDESK_DATABASE_POOL_SIZE=str(pool_size))
+        cli(env, "db", "upgrade")
+        t = time.perf_counter()
+        counts = await seed(dsn, args.customers, args.tickets, args.remote_sessions)
+        seed_seconds = time.perf_counter() - t
+        print(f"seeded in {seed_seconds:.1f} s: {counts}", flush=True)
+        keys = {
+            "admin": cli(env, "api-key", "create", "--role", "admin", "--name", "bench admin"),
+            "agent": cli(env, "api-key", "create", "--role", "agent", "--name", "bench agent"),
+        }
+        wanted = set(args.only.split(",")) if args.only else None
+        results: dict[str, dict[str, float]] = {}
+
+        def measure(base: str, scenario: Scenario) -> None:
+            script = scenario.lua(keys, args.customers, args.tickets)
+            results[scenario.name] = run_wrk(
+                wrk, base, scenario, script, args.seconds, scenario.connections or args.connections
+            )
+            print(f"  {scenario.name}: {results[scenario.name]}", flush=True)
+
+        with running_server(env, workers=args.workers) as (base, _):
+            # Warm both workers' pools and caches before anything is measured.
+            run_wrk(wrk, base, TRIVIAL, TRIVIAL.lua(keys, 1, 1), 2, args.connections)
+            measure(base, TRIVIAL)
+            for scenario in SCENARIOS:
+                if wanted is None or scenario.name in wanted:
+                    measure(base, scenario)
+        raw = raw_insert_server(dsn, env, args.workers)
+        try:
+            measure(raw.base, RAW_INSERT)  # type: ignore[attr-defined]
+        finally:
+            raw.terminate()
+            raw.wait(timeout=30)
+
+    ceilings = {"trivial": results[TRIVIAL.name], "insert": results[RAW_INSERT.name]}
+    rows: list[dict[str, object]] = []
+    for name, ceiling_name in (
+        (TRIVIAL.name, None),
+        (RAW_INSERT.name, None),
+        *((s.name, s.ceiling) for s in SCENARIOS if s.name in results),
+    ):
+        row: dict[str, object] = {"scenario": name, **results[name]}
+        if ceiling_name is not None:
+            ceiling = ceilings[ceiling_name]
+            row["ceiling"] = "trivial endpoint" if ceiling_name == "trivial" else "raw insert"
+            row["ratio"] = round(
+                results[name]["requests_per_second"] / ceiling["requests_per_second"], 3
+            )
+        rows.append(row)
+    total_seconds = time.perf_counter() - begun
+    print()
+    print(
+        f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds:g}s per scenario; "
+        f"supportdesk serve --workers {args.workers} (pool {pool_size} per worker); "
+        f"PostgreSQL; {os.cpu_count()} CPUs shared by everything"
+    )
+    print_table(rows)
+    print(f"\nseeding {seed_seconds:.0f} s, whole run {total_seconds:.0f} s")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "http.json").write_text(
+        json.dumps(
+            {
+                "connections": args.connections,
+                "wrk_threads": WRK_THREADS,
+                "seconds_per_scenario": args.seconds,
+                "workers": args.workers,
+                "pool_size_per_worker": pool_size,
+                "seeded": counts,
+                "seed_seconds": round(seed_seconds, 1),
+                "run_seconds": round(total_seconds, 1),
+                "scenarios": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return 1 if any(row["errors"] for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
