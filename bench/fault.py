@@ -474,9 +474,6 @@ async def kill_worker(server: Server, traffic: Traffic, checks: list[Check]) -> 
 
 async def terminate_backends(server: Server, traffic: Traffic, checks: list[Check]) -> None:
     live_workers = workers(server.pid)
-    rows = await admin_fetch(
-        "SELECT pid, client_port FROM pg_stat_activity WHERE datname = $1", DATABASE
-    )
     per_worker = {w: len(postgres_ports(w)) for w in live_workers}
     traffic.enter("2 pg_terminate_backend")
     terminated_at = stamp()
@@ -487,11 +484,12 @@ async def terminate_backends(server: Server, traffic: Traffic, checks: list[Chec
     )
     killed = {r["pid"] for r in results if r["done"]}
     say(
-        f"fault 2: pg_terminate_backend of {len(killed)} of {len(rows)} connections "
-        f"to {DATABASE} (workers' connections before: {per_worker})"
+        f"fault 2: pg_terminate_backend of all {len(killed)} connections to {DATABASE} "
+        f"(the workers held {per_worker})"
     )
     recovered_at: float | None = None
     per_worker_after: dict[int, int] = {}
+    rows: list[asyncpg.Record] = []
     while stamp() - terminated_at < 20:
         await asyncio.sleep(0.2)
         rows = await admin_fetch(
@@ -594,19 +592,18 @@ async def inject(server: Server, traffic: Traffic, checks: list[Check], at: list
 # --- setup -------------------------------------------------------------------------------
 
 
-async def prepare(http: httpx.AsyncClient, env: dict[str, str], dsn: str) -> Setup:
+async def prepare(http: httpx.AsyncClient, env: dict[str, str]) -> Setup:
     admin = {"Authorization": f"Bearer {cli(env, 'api-key', 'create', '--role', 'admin')}"}
     agents = {}
+    agent_ids = {}
     for n in range(AGENTS):
         name = f"agent-{n}"
-        secret = cli(env, "api-key", "create", "--role", "agent", "--name", name)
-        agents[name] = {"Authorization": f"Bearer {secret}"}
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT id, name FROM api_keys WHERE role = 'agent'")
-    finally:
-        await conn.close()
-    agent_ids = {r["name"]: r["id"] for r in rows}
+        issued = await http.post(
+            "/api/v1/api-keys", json={"name": name, "role": "agent"}, headers=admin
+        )
+        assert issued.status_code == 201, issued.text
+        agents[name] = {"Authorization": f"Bearer {issued.json()['key']}"}
+        agent_ids[name] = issued.json()["id"]
     traffic = Traffic()
     caller = ("admin", admin)
 
@@ -913,10 +910,10 @@ def print_traffic(traffic: Traffic, samples: list[tuple[float, bool]]) -> None:
         {k for c in traffic.by_phase.values() for k in c},
         key=lambda k: (not k[0].isdigit(), k),
     )
-    print(f"\n{'answers by phase':<28}" + "".join(f"{c:>17}" for c in columns))
+    print(f"\n{'answers by phase':<32}" + "".join(f"{c:>16}" for c in columns))
     for phase in traffic.phases:
         row = traffic.by_phase[phase]
-        print(f"{phase:<28}" + "".join(f"{row.get(c, 0):>17}" for c in columns))
+        print(f"{phase:<32}" + "".join(f"{row.get(c, 0):>16}" for c in columns))
     down = [t for t, ok in samples if not ok]
     print(
         f"health probe: {len(samples)} probes every 100 ms, {len(down)} unanswered "
@@ -965,7 +962,7 @@ async def main() -> int:
                 async with httpx.AsyncClient(
                     base_url=server.base, limits=limits, timeout=timeout
                 ) as http:
-                    setup = await prepare(http, env, dsn)
+                    setup = await prepare(http, env)
                     say(
                         f"{ACCOUNTS} accounts with {OPENING_UNITS} units each, a contract "
                         f"customer for tickets, an admin and {AGENTS} agent keys"
