@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench bench-parts clean
+.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench bench-parts fault clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ bench-parts: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_queue.py
 	$(BIN)/python bench/bench_upload.py
 	$(BIN)/python bench/bench_statement.py
+
+# Not part of `make test` or `make bench`: about a minute and a half, on PostgreSQL.
+fault: $(VENV)/.installed-dev
+	$(BIN)/python bench/fault.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -68,12 +71,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
         housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, app.state.rules))
+        supervisor = _supervisor_pid()
+        watch = (
+            asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
+        )
         try:
             yield
         finally:
-            housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await housekeeping
+            for task in (housekeeping, watch):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await engine.dispose()
 
     app = FastAPI(
@@ -149,6 +158,31 @@ async def _housekeeping(
             logger.warning("housekeeping failed", exc_info=True)
         rounds += 1
         await asyncio.sleep(HOUSEKEEPING_EVERY.total_seconds())
+
+
+SUPERVISOR_CHECK_EVERY = timedelta(seconds=1)
+
+
+def _supervisor_pid() -> int | None:
+    """The supervisor's pid when this process is one of ``serve --workers N``'s workers
+    (started by multiprocessing), else None."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None else None
+
+
+async def _stop_when_orphaned(supervisor: int, every: timedelta = SUPERVISOR_CHECK_EVERY) -> None:
+    """Shut this worker down, gracefully, once its supervisor is gone.
+
+    uvicorn's workers do not notice when the supervisor dies (SIGKILL, the OOM killer):
+    they would go on serving unsupervised, nobody replacing them when they die, and hold
+    the port so that the restarted service cannot bind it.
+    """
+    while True:
+        await asyncio.sleep(every.total_seconds())
+        if os.getppid() != supervisor:  # reparented: the supervisor died
+            break
+    logger.error("the supervisor (pid %d) is gone; this worker shuts down", supervisor)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _document_idempotency(app: FastAPI) -> None:

@@ -2,10 +2,12 @@
 
 A fresh folder, no configuration: the server brings the SQLite schema up to date by
 itself, answers /health/ready, and the first admin key from the command line works.
+With `--workers 2`, the workers do not outlive a killed supervisor.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -127,3 +129,77 @@ class TestCli:
         result = _cli("openapi", cwd=tmp_path)
         assert result.returncode == 0
         assert '"openapi"' in result.stdout
+
+
+def _workers(pid: int) -> list[int]:
+    """The live uvicorn workers (multiprocessing children) of supervisor ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and _alive(int(entry.name)):
+                stat = (entry / "stat").read_text()
+                parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+                if parent == pid and b"spawn_main" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+class TestWorkersWithoutSupervisor:
+    def test_workers_stop_when_the_supervisor_is_killed(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        # uvicorn's workers went on serving after a SIGKILL of the supervisor, holding the
+        # port: nobody replaced them when they died and a restart could not bind.
+        port = _free_port()
+        log = (tmp_path / "server.log").open("w")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "supportdesk.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            cwd=tmp_path,
+            env={**_clean_env(), "SUPPORTDESK_DATABASE_URL": database_url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + READY_WITHIN_SECONDS
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1)
+                    if ready.status_code == 200 and len(_workers(process.pid)) == 2:
+                        break
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+            workers = _workers(process.pid)
+
+            process.kill()
+            process.wait()
+            deadline = time.monotonic() + 15
+            while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+            assert [pid for pid in workers if _alive(pid)] == []
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))  # free again for a restarted service
+            assert "the supervisor" in (tmp_path / "server.log").read_text()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            log.close()
