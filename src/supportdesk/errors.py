@@ -257,27 +257,47 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
 
 
-def _database_unavailable(exc: DBAPIError) -> bool:
+def _database_unavailable(exc: BaseException) -> bool:
     """A lost connection or a database that cannot serve now (a restart, a terminated
     backend, a lock not granted in time): nothing of the request was committed, and the
     same request can succeed a moment later."""
-    return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+        return True
+    # The asyncpg adapter wraps a dropped connection in a plain DBAPIError; the driver's
+    # own exception is its cause.
+    import asyncpg
+
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return isinstance(
+        cause,
+        asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.PostgresConnectionError
+        | asyncpg.exceptions.OperatorInterventionError
+        | ConnectionError,
+    )
+
+
+def _unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem_response(
+        503,
+        "The database is unavailable for a moment; nothing was changed. Retry the request.",
+        headers={"Retry-After": "1"},
+    )
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, DBAPIError) and _database_unavailable(exc):
-        logger.warning(
-            "database unavailable on %s %s: %s", request.method, request.url.path, exc.orig
-        )
-        return problem_response(
-            503,
-            "The database is unavailable for a moment; nothing was changed. Retry the request.",
-            headers={"Retry-After": "1"},
-        )
+    if _database_unavailable(exc):
+        return _unavailable_response(request, exc)
     return await _unexpected_error(request, exc)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # Also reached from middleware outside the routes (idempotency, authentication).
+    if _database_unavailable(exc):
+        return _unavailable_response(request, exc)
     # The traceback goes to the log, never to the client.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")

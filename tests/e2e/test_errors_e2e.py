@@ -114,15 +114,31 @@ class TestDatabaseUnavailable:
     in time is 503 with Retry-After, not 500; the retry with the same key then succeeds
     once, because a 5xx answer is never stored for replay."""
 
+    @staticmethod
+    def _dropped_by_asyncpg() -> Exception:
+        # What SQLAlchemy's asyncpg adapter raises when pg_terminate_backend cut the
+        # connection: a plain DBAPIError whose driver error is caused by asyncpg's own.
+        import asyncpg
+        from sqlalchemy.exc import DBAPIError
+
+        driver = Exception("connection was closed in the middle of operation")
+        driver.__cause__ = asyncpg.exceptions.ConnectionDoesNotExistError("closed")
+        return DBAPIError("INSERT", {}, driver)
+
+    @pytest.mark.parametrize("kind", ["operational", "asyncpg_dropped"])
     async def test_lost_connection_is_503_and_the_retry_succeeds_once(
-        self, client: httpx.AsyncClient, headers_for, monkeypatch: pytest.MonkeyPatch
+        self, client: httpx.AsyncClient, headers_for, monkeypatch: pytest.MonkeyPatch, kind: str
     ) -> None:
         from sqlalchemy.exc import OperationalError
 
         from supportdesk.kit.repository import Repository
 
         real_add = Repository.add
-        failures = [OperationalError("INSERT", {}, ConnectionError("connection was closed"))]
+        failures = [
+            OperationalError("INSERT", {}, ConnectionError("connection was closed"))
+            if kind == "operational"
+            else self._dropped_by_asyncpg()
+        ]
 
         async def add_failing_once(self: Repository, obj: object, **kw: str) -> object:
             if failures:
@@ -131,8 +147,8 @@ class TestDatabaseUnavailable:
 
         admin = await headers_for("admin")
         monkeypatch.setattr(Repository, "add", add_failing_once)
-        headers = {**admin, "Idempotency-Key": "db-blip-1"}
-        body = {"name": "Ingenieurbüro Blip", "external_ref": "BLIP-1"}
+        headers = {**admin, "Idempotency-Key": f"db-blip-{kind}"}
+        body = {"name": "Ingenieurbüro Blip", "external_ref": f"BLIP-{kind}"}
 
         first = await client.post("/api/v1/customers", json=body, headers=headers)
         problem = assert_problem(first, 503)
@@ -143,6 +159,6 @@ class TestDatabaseUnavailable:
         second = await client.post("/api/v1/customers", json=body, headers=headers)
         assert second.status_code == 201, second.text
         found = await client.get(
-            "/api/v1/customers", params={"external_ref": "BLIP-1"}, headers=admin
+            "/api/v1/customers", params={"external_ref": f"BLIP-{kind}"}, headers=admin
         )
         assert [c["id"] for c in found.json()["items"]] == [second.json()["id"]]
