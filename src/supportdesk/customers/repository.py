@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -8,6 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.kit.pagination import PageParams, fetch_page
 from supportdesk.kit.repository import Repository
 from supportdesk.models import Contact, Contract, Customer
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What decides a customer's support group: the unit balance and contract periods."""
+
+    unit_balance: int
+    contracts: list[tuple[date, date | None]]
 
 
 class CustomerRepository(Repository):
@@ -43,26 +52,24 @@ class CustomerRepository(Repository):
         )
         return {c.id: c for c in (await self.session.scalars(stmt)).all()}
 
-    async def get_many_with_contracts(
-        self, ids: list[str]
-    ) -> tuple[dict[str, Customer], dict[str, list[Contract]]]:
-        """Customers and their contracts in one round trip (an outer join)."""
+    async def standings(self, ids: list[str]) -> dict[str, Standing]:
+        """Balance and contract periods by customer, in one round trip (an outer join of
+        plain columns: no objects to build for what only decides a group)."""
         if not ids:
-            return {}, {}
+            return {}
         stmt = (
-            self._base()
-            .add_columns(Contract)
+            select(Customer.id, Customer.unit_balance, Contract.starts_on, Contract.ends_on)
             .outerjoin(Contract, Contract.customer_id == Customer.id)
             .where(Customer.id.in_(set(ids)))
-            .execution_options(populate_existing=True)
         )
-        customers: dict[str, Customer] = {}
-        contracts: dict[str, list[Contract]] = defaultdict(list)
-        for customer, contract in (await self.session.execute(stmt)).all():
-            customers[customer.id] = customer
-            if contract is not None:
-                contracts[customer.id].append(contract)
-        return customers, contracts
+        if self.scope is not None:
+            stmt = stmt.where(Customer.id == self.scope)
+        found: dict[str, Standing] = {}
+        for customer_id, balance, starts_on, ends_on in (await self.session.execute(stmt)).all():
+            standing = found.setdefault(customer_id, Standing(balance, []))
+            if starts_on is not None:
+                standing.contracts.append((starts_on, ends_on))
+        return found
 
     async def get_by_external_ref(self, external_ref: str) -> Customer | None:
         stmt = self._base().where(Customer.external_ref == external_ref)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,7 +16,7 @@ from supportdesk.kit.clock import utcnow
 from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
-from supportdesk.models import Contact, Contract, Customer
+from supportdesk.models import Contact, Customer
 
 _EXTERNAL_REF_TAKEN = "Another customer already has this external_ref."
 
@@ -41,6 +41,12 @@ def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ..
     return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
 
 
+def _group(
+    contracts: Iterable[tuple[date, date | None]], unit_balance: int, today: date
+) -> SupportGroup:
+    return support_group([ContractPeriod(a, b) for a, b in contracts], unit_balance, today)
+
+
 class StandingService:
     """Which support group customers stand in now: contracts valid today, then balance."""
 
@@ -56,29 +62,21 @@ class StandingService:
         always today's)."""
         customers = list(customers)
         contracts = await self.contracts.list_for_customers(c.id for c in customers)
-        return self._groups(customers, contracts, on)
-
-    async def customers_and_groups(
-        self, customer_ids: Iterable[str]
-    ) -> tuple[dict[str, Customer], dict[str, SupportGroup]]:
-        """Customers by id with the groups they stand in now, in one query."""
-        customers, contracts = await self.customers.get_many_with_contracts(list(customer_ids))
-        return customers, self._groups(customers.values(), contracts, None)
-
-    def _groups(
-        self,
-        customers: Iterable[Customer],
-        contracts: Mapping[str, list[Contract]],
-        on: date | None,
-    ) -> dict[str, SupportGroup]:
         today = on or self.rules.calendar.local_date(utcnow())
         return {
-            c.id: support_group(
-                [ContractPeriod(k.starts_on, k.ends_on) for k in contracts.get(c.id, [])],
-                c.unit_balance,
-                today,
+            c.id: _group(
+                [(k.starts_on, k.ends_on) for k in contracts.get(c.id, [])], c.unit_balance, today
             )
             for c in customers
+        }
+
+    async def groups_by_id(self, customer_ids: Iterable[str]) -> dict[str, SupportGroup]:
+        """The groups customers stand in now, by id, in one query."""
+        standings = await self.customers.standings(list(customer_ids))
+        today = self.rules.calendar.local_date(utcnow())
+        return {
+            customer_id: _group(standing.contracts, standing.unit_balance, today)
+            for customer_id, standing in standings.items()
         }
 
     async def group_of(self, customer: Customer, *, on: date | None = None) -> SupportGroup:

@@ -124,7 +124,7 @@ class TicketService:
 
     async def _surroundings(self, tickets: Sequence[Ticket]) -> _Surroundings:
         """What a ticket's view depends on beyond the ticket, for many at once."""
-        _, groups = await self.standing.customers_and_groups(t.customer_id for t in tickets)
+        groups = await self.standing.groups_by_id(t.customer_id for t in tickets)
         latest = await self.tickets.latest_versions(t.product for t in tickets)
         pauses = await self.tickets.pauses_for(t.id for t in tickets)
         return _Surroundings(groups, latest, pauses)
