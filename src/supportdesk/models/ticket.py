@@ -26,6 +26,12 @@ CATEGORIES = (
 )
 
 
+SLA_WATCH = (
+    "first_response_at IS NULL AND sla_breached_notified_at IS NULL "
+    "AND status NOT IN ('resolved', 'closed')"
+)
+
+
 class Ticket(Base):
     """A support request with everything an add-on client knows about the problem.
 
@@ -54,6 +60,14 @@ class Ticket(Base):
             "id",
             postgresql_where=text("status = 'open'"),
             sqlite_where=text("status = 'open'"),
+        ),
+        # The SLA sweep: only tickets still waiting for a first response and not yet
+        # announced as breached, by due time (without it, a scan of every ticket).
+        Index(
+            "ix_tickets_sla_watch",
+            "first_response_due",
+            postgresql_where=text(SLA_WATCH),
+            sqlite_where=text(SLA_WATCH),
         ),
     )
 

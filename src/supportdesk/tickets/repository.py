@@ -186,17 +186,7 @@ class TicketRepository(Repository):
 
     async def awaiting_first_response(self, due_before: datetime, limit: int) -> list[Ticket]:
         """Unanswered tickets, not yet announced as breached, due before ``due_before``."""
-        stmt = (
-            select(Ticket)
-            .where(
-                Ticket.first_response_at.is_(None),
-                Ticket.sla_breached_notified_at.is_(None),
-                Ticket.status.not_in(("resolved", "closed")),
-                Ticket.first_response_due < due_before,
-            )
-            .order_by(Ticket.first_response_due)
-            .limit(limit)
-        )
+        stmt = sla_watch_query(due_before, limit)
         return list((await self.session.scalars(stmt)).all())
 
     async def customers_whose_contracts_turn(self, today: date) -> list[str]:
@@ -237,3 +227,22 @@ class TicketRepository(Repository):
     ) -> tuple[list[Escalation], str | None]:
         stmt = select(Escalation).where(Escalation.ticket_id == ticket_id)
         return await fetch_page(self.session, stmt, Escalation.id, params)
+
+
+def sla_watch_query(due_before: datetime, limit: int) -> Select[Ticket]:
+    """The SLA sweep's query: a range scan of the partial index ix_tickets_sla_watch.
+
+    The statuses are literals, not parameters, so that both databases can match the
+    query to the index's predicate (SQLite never can with bound values).
+    """
+    return (
+        select(Ticket)
+        .where(
+            Ticket.first_response_at.is_(None),
+            Ticket.sla_breached_notified_at.is_(None),
+            Ticket.status.not_in([literal_column("'resolved'"), literal_column("'closed'")]),
+            Ticket.first_response_due < due_before,
+        )
+        .order_by(Ticket.first_response_due)
+        .limit(limit)
+    )
