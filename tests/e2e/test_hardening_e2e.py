@@ -251,3 +251,44 @@ class TestFoundByFuzzing:
             f"/api/v1/customers/{customer_id}/ledger", params={"as_of": as_of}, headers=admin
         )
         assert_problem(response, 422)
+
+    @pytest.mark.parametrize("url", ["http://[abc/hook", "http://a\uff03b/hook"])
+    async def test_unparsable_webhook_url_is_422(
+        self, client: httpx.AsyncClient, admin, settings, url: str
+    ) -> None:
+        # urlsplit raised ValueError: a 500 (schemathesis).
+        settings.webhooks_allow_private = True
+        response = await client.post(
+            "/api/v1/webhooks",
+            json={"url": url, "events": ["ticket.created"], "secret": "s" * 16},
+            headers=admin,
+        )
+        assert_problem(response, 422)
+
+    @pytest.mark.parametrize(
+        ("start", "end"), [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")]
+    )
+    async def test_statement_at_the_ends_of_the_calendar(
+        self, client: httpx.AsyncClient, admin, start: str, end: str
+    ) -> None:
+        # The first day began before the first UTC instant, the last ended after the
+        # last one: OverflowError, a 500 (schemathesis).
+        customer_id = await new_customer(client, admin)
+        response = await client.get(
+            f"/api/v1/customers/{customer_id}/statement",
+            params={"from": start, "to": end},
+            headers=admin,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["entries"] == []
+
+    @pytest.mark.parametrize(
+        "params",
+        [{"from": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01T00:00:00+05:00"}],
+    )
+    async def test_session_logs_at_the_ends_of_the_calendar(
+        self, client: httpx.AsyncClient, admin, params: dict[str, str]
+    ) -> None:
+        response = await client.get("/api/v1/session-logs", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == []

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from supportdesk.domain.calendar import BusinessCalendar
+from supportdesk.domain.calendar import BusinessCalendar, in_utc
 from supportdesk.errors import InvalidInput, problem_response, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.clock import utcnow
@@ -168,7 +168,7 @@ def _bounds(
                 ) from exc
             if instant.tzinfo is None:
                 raise InvalidInput(f"{name} needs an offset.", loc=["query", name]) from None
-            return instant
+            return in_utc(instant)
         first, last = calendar.period(day, day)
         return last if upper else first
 
