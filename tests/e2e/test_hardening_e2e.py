@@ -292,3 +292,19 @@ class TestFoundByFuzzing:
         response = await client.get("/api/v1/session-logs", params=params, headers=admin)
         assert response.status_code == 200, response.text
         assert response.json()["items"] == []
+
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [("/api/v1/remote-sessions/join", "POST"), ("/api/v1/session-logs/import", "POST")],
+    )
+    async def test_an_action_beside_an_id_is_not_an_id(
+        self, client: httpx.AsyncClient, admin, path: str, allowed: str
+    ) -> None:
+        # GET /remote-sessions/join looked up a session named "join", so a 405 there
+        # named GET among the allowed methods, which the schema does not have (schemathesis).
+        for method in ("GET", "OPTIONS"):
+            response = await client.request(method, path, headers=admin)
+            assert_problem(response, 405)
+            assert response.headers["allow"] == allowed
+        # Ids that merely begin with the word are still ids.
+        assert_problem(await client.get(path + "x", headers=admin), 404)

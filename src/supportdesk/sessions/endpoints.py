@@ -9,6 +9,7 @@ from supportdesk.domain.calendar import BusinessCalendar, in_utc
 from supportdesk.errors import InvalidInput, problem_response, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import id_segment
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
@@ -105,7 +106,7 @@ async def join_session(
 
 
 @router.get(
-    "/api/v1/remote-sessions/{session_id}",
+    f"/api/v1/remote-sessions/{id_segment('session_id', besides='join')}",
     response_model=RemoteSessionRead,
     name="remote_sessions_get",
     responses=problem_responses(401, 403, 404, 422),
@@ -203,7 +204,7 @@ async def list_logs(
 
 
 @router.get(
-    "/api/v1/session-logs/{log_id}",
+    f"/api/v1/session-logs/{id_segment('log_id', besides='import')}",
     response_model=SessionLogRead,
     name="session_logs_get",
     responses=problem_responses(401, 403, 404, 422),
