@@ -64,7 +64,7 @@ class TestRanges:
         )
         assert_problem(response, 422)
 
-    @pytest.mark.parametrize("units", [True, "5", 5.0])
+    @pytest.mark.parametrize("units", [True, "5", 5.5])
     async def test_units_must_be_a_real_integer(
         self, client: httpx.AsyncClient, admin, units: object
     ) -> None:
@@ -308,3 +308,21 @@ class TestFoundByFuzzing:
             assert response.headers["allow"] == allowed
         # Ids that merely begin with the word are still ids.
         assert_problem(await client.get(path + "x", headers=admin), 404)
+
+    async def test_an_integral_number_is_an_integer(self, client: httpx.AsyncClient, admin) -> None:
+        # JSON has one number type, and JSON Schema's "integer" takes 5.0 (schemathesis).
+        customer_id = await new_customer(client, admin)
+        bought = await client.post(
+            f"/api/v1/customers/{customer_id}/ledger/entries",
+            json={"kind": "purchase", "units": 5.0},
+            headers=admin,
+        )
+        assert bought.status_code == 201, bought.text
+        assert bought.json()["units"] == 5
+        patched = await client.patch(
+            f"/api/v1/customers/{customer_id}",
+            json={"unit_warning_levels": [10.0, 4]},
+            headers=admin,
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["unit_warning_levels"] == [10, 4]

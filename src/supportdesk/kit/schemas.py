@@ -18,31 +18,36 @@ from pydantic import (
 )
 
 
-def _without_nul(value: Any) -> Any:
+def _as_json(value: Any) -> Any:
+    """Refuse NUL in any text; read a number with an integral value (``5.0``) as the
+    integer it is, since JSON has one number type (so does JSON Schema's ``integer``)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, float):
+        if value.is_integer():
+            return int(value)
     elif isinstance(value, dict):
-        for key, item in value.items():
-            _without_nul(key)
-            _without_nul(item)
+        for key in value:
+            _as_json(key)
+        return {key: _as_json(item) for key, item in value.items()}
     elif isinstance(value, list):
-        for item in value:
-            _without_nul(item)
+        return [_as_json(item) for item in value]
     return value
 
 
 class RequestModel(BaseModel):
     """A request body: unknown fields are refused (422), never silently dropped; no text
     may hold a NUL character, which PostgreSQL cannot store. Numbers and flags use
-    ``StrictInt``/``StrictBool`` (``true`` is not a number, ``"5"`` not an integer)."""
+    ``StrictInt``/``StrictBool`` (``true`` is not a number, ``"5"`` not an integer, while
+    ``5.0`` is the integer 5, as in JSON)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        return _without_nul(data)
+    def _read_as_json(cls, data: Any) -> Any:
+        return _as_json(data)
 
 
 def _rfc3339_only(value: Any) -> Any:
