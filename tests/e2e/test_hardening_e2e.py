@@ -326,3 +326,7 @@ class TestFoundByFuzzing:
         )
         assert patched.status_code == 200, patched.text
         assert patched.json()["unit_warning_levels"] == [10, 4]
+
+    async def test_an_empty_bound_is_not_a_date(self, client: httpx.AsyncClient, admin) -> None:
+        # `?to=` was taken as no bound, though the schema asks for a date or an instant.
+        assert_problem(await client.get("/api/v1/session-logs?to=", headers=admin), 422)

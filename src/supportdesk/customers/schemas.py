@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from supportdesk.domain.groups import SupportGroup
-from supportdesk.kit.schemas import RequestModel, ResponseModel, StrictInt
+from supportdesk.kit.schemas import RequestModel, ResponseModel, StrictInt, not_null
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ExternalRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -36,7 +36,7 @@ class CustomerCreate(RequestModel):
 
 
 class CustomerUpdate(RequestModel):
-    name: Name | None = None
+    name: Name | None = Field(default=None, json_schema_extra=not_null)
     external_ref: ExternalRef | None = None
     unit_warning_levels: WarningLevels | None = None
 

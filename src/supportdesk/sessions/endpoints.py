@@ -34,6 +34,14 @@ Joiner = Annotated[Principal, Allowed(Permission.join_sessions)]
 Reader = Annotated[Principal, Allowed(Permission.read)]
 SessionReader = Annotated[Principal, AllowedAny(Permission.run_sessions, Permission.join_sessions)]
 SessionId = Annotated[str, Path(max_length=255)]
+# Parsed by _bounds; the schema says which texts it takes.
+DAY_OR_INSTANT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time", "maxLength": 40},
+        {"type": "null"},
+    ]
+}
 MAX_REPORT_BYTES = 50 * 1024 * 1024
 
 IMPORT_FORM: dict[str, Any] = {
@@ -46,7 +54,7 @@ IMPORT_FORM: dict[str, Any] = {
                     "required": ["file", "customer_id"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "customer_id": {"type": "string"},
+                        "customer_id": {"type": "string", "minLength": 1, "maxLength": 255},
                         "bill_at_list_price": {"type": "boolean", "default": False},
                     },
                 }
@@ -173,8 +181,8 @@ def _bounds(
         first, last = calendar.period(day, day)
         return last if upper else first
 
-    lower = parse(start, "from", upper=False) if start else None
-    upper = parse(end, "to", upper=True) if end else None
+    lower = parse(start, "from", upper=False) if start is not None else None
+    upper = parse(end, "to", upper=True) if end is not None else None
     return lower, upper
 
 
@@ -192,8 +200,12 @@ async def list_logs(
     rules: RulesDep,
     page: PageDep,
     customer_id: Annotated[str | None, Query(max_length=255)] = None,
-    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    start: Annotated[
+        str | None, Query(alias="from", max_length=40, json_schema_extra=DAY_OR_INSTANT)
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", max_length=40, json_schema_extra=DAY_OR_INSTANT)
+    ] = None,
 ) -> Page[SessionLogRead]:
     starts, ends = _bounds(start, end, rules.calendar)
     service = SessionService(session, rules, principal)

@@ -9,7 +9,7 @@ from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.groups import Severity, SupportGroup
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
-from supportdesk.kit.schemas import Instant, RequestModel, ResponseModel, StrictBool
+from supportdesk.kit.schemas import Instant, RequestModel, ResponseModel, StrictBool, not_null
 from supportdesk.products.schemas import PRODUCT_CODE_PATTERN
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ class TicketCreate(RequestModel):
 class TicketUpdate(RequestModel):
     """Customer-side fields; what is sent replaces what was there."""
 
-    subject: Subject | None = None
-    description: Description | None = None
-    severity: Severity | None = None
+    subject: Subject | None = Field(default=None, json_schema_extra=not_null)
+    description: Description | None = Field(default=None, json_schema_extra=not_null)
+    severity: Severity | None = Field(default=None, json_schema_extra=not_null)
     steps_to_reproduce: LongText | None = None
     product: ProductCode | None = None
     addon_version: AddonVersion | None = None
