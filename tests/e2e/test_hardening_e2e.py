@@ -330,3 +330,49 @@ class TestFoundByFuzzing:
     async def test_an_empty_bound_is_not_a_date(self, client: httpx.AsyncClient, admin) -> None:
         # `?to=` was taken as no bound, though the schema asks for a date or an instant.
         assert_problem(await client.get("/api/v1/session-logs?to=", headers=admin), 422)
+
+    async def test_phone_pattern_judges_the_text_as_sent(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        # " )8" matches the documented pattern; stripped first, it failed it (schemathesis).
+        customer_id = await new_customer(client, admin)
+        created = await client.post(
+            f"/api/v1/customers/{customer_id}/contacts",
+            json={"name": "H", "phone": " )8"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["phone"] == ")8"
+        refused = await client.post(
+            f"/api/v1/customers/{customer_id}/contacts",
+            json={"name": "H", "email": " horst@example.com"},
+            headers=admin,
+        )
+        assert_problem(refused, 422)
+
+    async def test_ticket_customer_id_is_not_empty(self, client: httpx.AsyncClient, admin) -> None:
+        response = await client.post(
+            "/api/v1/tickets",
+            json={
+                "customer_id": "",
+                "category": "how_to",
+                "severity": "low",
+                "subject": "S",
+                "description": "D",
+            },
+            headers=admin,
+        )
+        assert_problem(response, 422)
+        assert response.json()["errors"][0]["loc"] == ["body", "customer_id"]
+
+    async def test_texts_are_judged_as_sent_and_stored_stripped(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        # "\v" met the documented minLength but was stripped to "" first: the schema now
+        # says a name needs a character that is not white space (schemathesis).
+        assert_problem(
+            await client.post("/api/v1/customers", json={"name": "\v"}, headers=admin), 422
+        )
+        created = await client.post("/api/v1/customers", json={"name": " Maier "}, headers=admin)
+        assert created.status_code == 201, created.text
+        assert created.json()["name"] == "Maier"

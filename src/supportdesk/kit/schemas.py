@@ -66,6 +66,15 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the instant is out of range") from exc
 
 
+NOT_BLANK = r"[^\s\x1c-\x1f]"
+"""A pattern: some character that is not white space (Python's ``str.isspace`` and the
+validator's ``\\s`` differ only in ``\\x1c``-``\\x1f``, named so both read it alike)."""
+
+Stripped = AfterValidator(str.strip)
+"""Strip a text after its constraints are checked. ``strip_whitespace=True`` would strip
+before, and the schema, which describes the text as sent, would then promise too much
+(``" "`` meets ``minLength: 1``) and too little (a text too long only by its spaces)."""
+
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
 
