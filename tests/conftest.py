@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -147,12 +148,15 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def client(
-    settings: Settings, connection: AsyncConnection
-) -> AsyncIterator[httpx.AsyncClient]:
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    """The app on the test's connection. Its lifespan is not run, so it builds no engine."""
     app = create_app(settings)
-    # The lifespan is not run: the app works on the test's connection instead.
     app.state.sessionmaker = _sessionmaker(connection)
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

@@ -208,7 +208,13 @@ def _document_idempotency(app: FastAPI) -> None:
                         "`Idempotent-Replayed: true`); with another request → 422; while "
                         "the first is still running → 409. Keys are kept 24 hours, per API key."
                     ),
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                    "schema": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "pattern": "^[!-~]+$",
+                        "description": "Visible ASCII characters only.",
+                    },
                 }
             )
         app.openapi_schema = schema

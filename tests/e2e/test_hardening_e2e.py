@@ -64,7 +64,7 @@ class TestRanges:
         )
         assert_problem(response, 422)
 
-    @pytest.mark.parametrize("units", [True, "5", 5.0])
+    @pytest.mark.parametrize("units", [True, "5", 5.5])
     async def test_units_must_be_a_real_integer(
         self, client: httpx.AsyncClient, admin, units: object
     ) -> None:
@@ -251,3 +251,128 @@ class TestFoundByFuzzing:
             f"/api/v1/customers/{customer_id}/ledger", params={"as_of": as_of}, headers=admin
         )
         assert_problem(response, 422)
+
+    @pytest.mark.parametrize("url", ["http://[abc/hook", "http://a\uff03b/hook"])
+    async def test_unparsable_webhook_url_is_422(
+        self, client: httpx.AsyncClient, admin, settings, url: str
+    ) -> None:
+        # urlsplit raised ValueError: a 500 (schemathesis).
+        settings.webhooks_allow_private = True
+        response = await client.post(
+            "/api/v1/webhooks",
+            json={"url": url, "events": ["ticket.created"], "secret": "s" * 16},
+            headers=admin,
+        )
+        assert_problem(response, 422)
+
+    @pytest.mark.parametrize(
+        ("start", "end"), [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")]
+    )
+    async def test_statement_at_the_ends_of_the_calendar(
+        self, client: httpx.AsyncClient, admin, start: str, end: str
+    ) -> None:
+        # The first day began before the first UTC instant, the last ended after the
+        # last one: OverflowError, a 500 (schemathesis).
+        customer_id = await new_customer(client, admin)
+        response = await client.get(
+            f"/api/v1/customers/{customer_id}/statement",
+            params={"from": start, "to": end},
+            headers=admin,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["entries"] == []
+
+    @pytest.mark.parametrize(
+        "params",
+        [{"from": "0001-01-01"}, {"to": "9999-12-31"}, {"from": "0001-01-01T00:00:00+05:00"}],
+    )
+    async def test_session_logs_at_the_ends_of_the_calendar(
+        self, client: httpx.AsyncClient, admin, params: dict[str, str]
+    ) -> None:
+        response = await client.get("/api/v1/session-logs", params=params, headers=admin)
+        assert response.status_code == 200, response.text
+        assert response.json()["items"] == []
+
+    @pytest.mark.parametrize(
+        ("path", "allowed"),
+        [("/api/v1/remote-sessions/join", "POST"), ("/api/v1/session-logs/import", "POST")],
+    )
+    async def test_an_action_beside_an_id_is_not_an_id(
+        self, client: httpx.AsyncClient, admin, path: str, allowed: str
+    ) -> None:
+        # GET /remote-sessions/join looked up a session named "join", so a 405 there
+        # named GET among the allowed methods, which the schema does not have (schemathesis).
+        for method in ("GET", "OPTIONS"):
+            response = await client.request(method, path, headers=admin)
+            assert_problem(response, 405)
+            assert response.headers["allow"] == allowed
+        # Ids that merely begin with the word are still ids.
+        assert_problem(await client.get(path + "x", headers=admin), 404)
+
+    async def test_an_integral_number_is_an_integer(self, client: httpx.AsyncClient, admin) -> None:
+        # JSON has one number type, and JSON Schema's "integer" takes 5.0 (schemathesis).
+        customer_id = await new_customer(client, admin)
+        bought = await client.post(
+            f"/api/v1/customers/{customer_id}/ledger/entries",
+            json={"kind": "purchase", "units": 5.0},
+            headers=admin,
+        )
+        assert bought.status_code == 201, bought.text
+        assert bought.json()["units"] == 5
+        patched = await client.patch(
+            f"/api/v1/customers/{customer_id}",
+            json={"unit_warning_levels": [10.0, 4]},
+            headers=admin,
+        )
+        assert patched.status_code == 200, patched.text
+        assert patched.json()["unit_warning_levels"] == [10, 4]
+
+    async def test_an_empty_bound_is_not_a_date(self, client: httpx.AsyncClient, admin) -> None:
+        # `?to=` was taken as no bound, though the schema asks for a date or an instant.
+        assert_problem(await client.get("/api/v1/session-logs?to=", headers=admin), 422)
+
+    async def test_phone_pattern_judges_the_text_as_sent(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        # " )8" matches the documented pattern; stripped first, it failed it (schemathesis).
+        customer_id = await new_customer(client, admin)
+        created = await client.post(
+            f"/api/v1/customers/{customer_id}/contacts",
+            json={"name": "H", "phone": " )8"},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["phone"] == ")8"
+        refused = await client.post(
+            f"/api/v1/customers/{customer_id}/contacts",
+            json={"name": "H", "email": " horst@example.com"},
+            headers=admin,
+        )
+        assert_problem(refused, 422)
+
+    async def test_ticket_customer_id_is_not_empty(self, client: httpx.AsyncClient, admin) -> None:
+        response = await client.post(
+            "/api/v1/tickets",
+            json={
+                "customer_id": "",
+                "category": "how_to",
+                "severity": "low",
+                "subject": "S",
+                "description": "D",
+            },
+            headers=admin,
+        )
+        assert_problem(response, 422)
+        assert response.json()["errors"][0]["loc"] == ["body", "customer_id"]
+
+    async def test_texts_are_judged_as_sent_and_stored_stripped(
+        self, client: httpx.AsyncClient, admin
+    ) -> None:
+        # "\v" met the documented minLength but was stripped to "" first: the schema now
+        # says a name needs a character that is not white space (schemathesis).
+        assert_problem(
+            await client.post("/api/v1/customers", json={"name": "\v"}, headers=admin), 422
+        )
+        created = await client.post("/api/v1/customers", json={"name": " Maier "}, headers=admin)
+        assert created.status_code == 201, created.text
+        assert created.json()["name"] == "Maier"

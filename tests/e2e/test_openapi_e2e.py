@@ -41,3 +41,40 @@ class TestOpenApiDocument:
     def test_errors_are_documented_as_problem_json(self) -> None:
         operation = _served()["paths"]["/api/v1/customers"]["post"]
         assert "application/problem+json" in operation["responses"]["422"]["content"]
+
+
+class TestSchemaSaysWhatTheAppDoes:
+    """Found by schemathesis (tests/fuzz): the document promised what the app refused."""
+
+    def test_patch_fields_that_cannot_be_null_are_not_nullable(self) -> None:
+        schemas = _served()["components"]["schemas"]
+        for model, field in [
+            ("CustomerUpdate", "name"),
+            ("ContractUpdate", "starts_on"),
+            ("TicketUpdate", "subject"),
+            ("TicketUpdate", "description"),
+            ("TicketUpdate", "severity"),
+        ]:
+            prop = schemas[model]["properties"][field]
+            assert "anyOf" not in prop and "default" not in prop, (model, field)
+        assert "anyOf" in schemas["CustomerUpdate"]["properties"]["external_ref"]
+
+    def test_lists_filtered_by_customer_document_404(self) -> None:
+        paths = _served()["paths"]
+        for path in ("/api/v1/tickets", "/api/v1/contracts", "/api/v1/session-logs"):
+            assert "404" in paths[path]["get"]["responses"], path
+
+    def test_accept_is_negotiated_not_a_parameter(self) -> None:
+        # OpenAPI: a header parameter named Accept "SHALL be ignored".
+        operation = _served()["paths"]["/api/v1/customers/{customer_id}/statement"]["get"]
+        assert all(p["name"].lower() != "accept" for p in operation["parameters"])
+        assert set(operation["responses"]["200"]["content"]) == {
+            "application/json",
+            "text/csv",
+            "application/pdf",
+        }
+
+    def test_idempotency_key_says_which_characters(self) -> None:
+        operation = _served()["paths"]["/api/v1/customers"]["post"]
+        (key,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+        assert key["schema"]["pattern"] == "^[!-~]+$"

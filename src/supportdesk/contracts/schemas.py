@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from supportdesk.kit.schemas import RequestModel, ResponseModel
+from supportdesk.kit.schemas import RequestModel, ResponseModel, not_null
 from supportdesk.models import Contract
 
 
@@ -23,7 +23,7 @@ class ContractCreate(RequestModel):
 
 
 class ContractUpdate(RequestModel):
-    starts_on: date | None = None
+    starts_on: date | None = Field(default=None, json_schema_extra=not_null)
     ends_on: date | None = Field(default=None, description="Set to end the contract.")
 
     @field_validator("starts_on")

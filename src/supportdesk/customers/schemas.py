@@ -6,14 +6,19 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from supportdesk.domain.groups import SupportGroup
-from supportdesk.kit.schemas import RequestModel, ResponseModel, StrictInt
+from supportdesk.kit.schemas import (
+    NOT_BLANK,
+    RequestModel,
+    ResponseModel,
+    StrictInt,
+    Stripped,
+    not_null,
+)
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped]
 ExternalRef = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-]
+# Patterns judge the text as sent, which is what the schema describes (see Stripped).
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 WarningLevels = Annotated[
     list[Annotated[StrictInt, Field(ge=0, le=100_000)]],
     Field(
@@ -23,7 +28,7 @@ WarningLevels = Annotated[
     ),
 ]
 Phone = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$")
+    str, StringConstraints(max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$"), Stripped
 ]
 
 
@@ -36,7 +41,7 @@ class CustomerCreate(RequestModel):
 
 
 class CustomerUpdate(RequestModel):
-    name: Name | None = None
+    name: Name | None = Field(default=None, json_schema_extra=not_null)
     external_ref: ExternalRef | None = None
     unit_warning_levels: WarningLevels | None = None
 

@@ -29,6 +29,10 @@ MIDNIGHT = time(0)
 MONDAY_TO_FRIDAY: tuple[int, ...] = (0, 1, 2, 3, 4)
 """Weekday numbers as ``date.weekday()`` counts them (Monday is 0)."""
 
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+"""The first and last instants a ``datetime`` holds in UTC."""
+
 _ZERO = timedelta(0)
 _ONE_DAY = timedelta(days=1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -40,6 +44,15 @@ def require_aware(t: datetime, name: str = "instant") -> datetime:
     if t.tzinfo is None or t.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {t!r}")
     return t if t.tzinfo is UTC else t.astimezone(UTC)
+
+
+def in_utc(t: datetime) -> datetime:
+    """``t`` in UTC, as a bound of a search: an instant of year 1 before
+    ``0001-01-01T00:00Z`` (or of year 9999 after its end) is the earliest (latest) there is."""
+    try:
+        return require_aware(t)
+    except OverflowError:
+        return EARLIEST if t.year == 1 else LATEST
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +190,20 @@ class BusinessCalendar:
         return _wall_to_utc(datetime.combine(day, MIDNIGHT), self._zone, last=False)
 
     def period(self, first: date, last: date) -> Interval:
-        """The instants of the local dates ``first`` through ``last``, both inclusive."""
+        """The instants of the local dates ``first`` through ``last``, both inclusive. At the
+        ends of the calendar (1-01-01 east of UTC, 9999-12-31) it reaches as far as a
+        ``datetime`` does: there is nothing before or after."""
         if last < first:
             raise ValueError(f"a period cannot end ({last}) before it starts ({first})")
-        return self.start_of_day(first), self.start_of_day(last + _ONE_DAY)
+        try:
+            starts = self.start_of_day(first)
+        except OverflowError:
+            starts = EARLIEST
+        try:
+            ends = self.start_of_day(last + _ONE_DAY)
+        except OverflowError:
+            ends = LATEST
+        return starts, ends
 
     def working_intervals(self, day: date) -> tuple[Interval, ...]:
         """The working time of the local date ``day`` as UTC intervals, in order."""

@@ -18,31 +18,36 @@ from pydantic import (
 )
 
 
-def _without_nul(value: Any) -> Any:
+def _as_json(value: Any) -> Any:
+    """Refuse NUL in any text; read a number with an integral value (``5.0``) as the
+    integer it is, since JSON has one number type (so does JSON Schema's ``integer``)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("text must not contain NUL characters")
+    elif isinstance(value, float):
+        if value.is_integer():
+            return int(value)
     elif isinstance(value, dict):
-        for key, item in value.items():
-            _without_nul(key)
-            _without_nul(item)
+        for key in value:
+            _as_json(key)
+        return {key: _as_json(item) for key, item in value.items()}
     elif isinstance(value, list):
-        for item in value:
-            _without_nul(item)
+        return [_as_json(item) for item in value]
     return value
 
 
 class RequestModel(BaseModel):
     """A request body: unknown fields are refused (422), never silently dropped; no text
     may hold a NUL character, which PostgreSQL cannot store. Numbers and flags use
-    ``StrictInt``/``StrictBool`` (``true`` is not a number, ``"5"`` not an integer)."""
+    ``StrictInt``/``StrictBool`` (``true`` is not a number, ``"5"`` not an integer, while
+    ``5.0`` is the integer 5, as in JSON)."""
 
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        return _without_nul(data)
+    def _read_as_json(cls, data: Any) -> Any:
+        return _as_json(data)
 
 
 def _rfc3339_only(value: Any) -> Any:
@@ -61,8 +66,27 @@ def _to_utc(value: datetime) -> datetime:
         raise ValueError("the instant is out of range") from exc
 
 
+NOT_BLANK = r"[^\s\x1c-\x1f]"
+"""A pattern: some character that is not white space (Python's ``str.isspace`` and the
+validator's ``\\s`` differ only in ``\\x1c``-``\\x1f``, named so both read it alike)."""
+
+Stripped = AfterValidator(str.strip)
+"""Strip a text after its constraints are checked. ``strip_whitespace=True`` would strip
+before, and the schema, which describes the text as sent, would then promise too much
+(``" "`` meets ``minLength: 1``) and too little (a text too long only by its spaces)."""
+
 StrictInt = Annotated[int, Strict()]
 StrictBool = Annotated[bool, Strict()]
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """``Field(json_schema_extra=not_null)`` on a ``T | None = None`` field of a PATCH body
+    that may be left out but not sent as null: the schema says ``T``, as the validator does."""
+    variants = [variant for variant in schema.pop("anyOf") if variant != {"type": "null"}]
+    (kept,) = variants
+    schema.update(kept)
+    schema.pop("default", None)
+
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
 """An RFC 3339 instant with an offset, normalised to UTC; out-of-range values are 422."""

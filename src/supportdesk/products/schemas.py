@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from supportdesk.kit.schemas import RequestModel, ResponseModel
+from supportdesk.kit.schemas import NOT_BLANK, RequestModel, ResponseModel, Stripped
 
 PRODUCT_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 VERSION_PATTERN = r"^[0-9]+(\.[0-9]+){0,5}([-+][0-9A-Za-z.-]{1,30})?$"
@@ -14,7 +14,9 @@ Version = Annotated[str, StringConstraints(max_length=50, pattern=VERSION_PATTER
 
 
 class ProductUpsert(RequestModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
+    ]
     latest_version: Version | None = Field(
         default=None,
         description="The current release; older add-on versions on tickets are `outdated_version`.",

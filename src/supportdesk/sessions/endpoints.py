@@ -5,10 +5,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from supportdesk.domain.calendar import BusinessCalendar
+from supportdesk.domain.calendar import BusinessCalendar, in_utc
 from supportdesk.errors import InvalidInput, problem_response, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import id_segment
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
@@ -33,6 +34,14 @@ Joiner = Annotated[Principal, Allowed(Permission.join_sessions)]
 Reader = Annotated[Principal, Allowed(Permission.read)]
 SessionReader = Annotated[Principal, AllowedAny(Permission.run_sessions, Permission.join_sessions)]
 SessionId = Annotated[str, Path(max_length=255)]
+# Parsed by _bounds; the schema says which texts it takes.
+DAY_OR_INSTANT: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time", "maxLength": 40},
+        {"type": "null"},
+    ]
+}
 MAX_REPORT_BYTES = 50 * 1024 * 1024
 
 IMPORT_FORM: dict[str, Any] = {
@@ -45,7 +54,7 @@ IMPORT_FORM: dict[str, Any] = {
                     "required": ["file", "customer_id"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "customer_id": {"type": "string"},
+                        "customer_id": {"type": "string", "minLength": 1, "maxLength": 255},
                         "bill_at_list_price": {"type": "boolean", "default": False},
                     },
                 }
@@ -105,7 +114,7 @@ async def join_session(
 
 
 @router.get(
-    "/api/v1/remote-sessions/{session_id}",
+    f"/api/v1/remote-sessions/{id_segment('session_id', besides='join')}",
     response_model=RemoteSessionRead,
     name="remote_sessions_get",
     responses=problem_responses(401, 403, 404, 422),
@@ -168,12 +177,12 @@ def _bounds(
                 ) from exc
             if instant.tzinfo is None:
                 raise InvalidInput(f"{name} needs an offset.", loc=["query", name]) from None
-            return instant
+            return in_utc(instant)
         first, last = calendar.period(day, day)
         return last if upper else first
 
-    lower = parse(start, "from", upper=False) if start else None
-    upper = parse(end, "to", upper=True) if end else None
+    lower = parse(start, "from", upper=False) if start is not None else None
+    upper = parse(end, "to", upper=True) if end is not None else None
     return lower, upper
 
 
@@ -191,8 +200,12 @@ async def list_logs(
     rules: RulesDep,
     page: PageDep,
     customer_id: Annotated[str | None, Query(max_length=255)] = None,
-    start: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    end: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    start: Annotated[
+        str | None, Query(alias="from", max_length=40, json_schema_extra=DAY_OR_INSTANT)
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", max_length=40, json_schema_extra=DAY_OR_INSTANT)
+    ] = None,
 ) -> Page[SessionLogRead]:
     starts, ends = _bounds(start, end, rules.calendar)
     service = SessionService(session, rules, principal)
@@ -203,7 +216,7 @@ async def list_logs(
 
 
 @router.get(
-    "/api/v1/session-logs/{log_id}",
+    f"/api/v1/session-logs/{id_segment('log_id', besides='import')}",
     response_model=SessionLogRead,
     name="session_logs_get",
     responses=problem_responses(401, 403, 404, 422),

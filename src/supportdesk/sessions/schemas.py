@@ -9,16 +9,20 @@ from supportdesk.config import BusinessRules
 from supportdesk.domain.billing import BillingOutcome, NonBillableReason
 from supportdesk.domain.pricing import list_price_amount
 from supportdesk.kit.schemas import (
+    NOT_BLANK,
     Instant,
     Money,
     RequestModel,
     ResponseModel,
     StrictBool,
     StrictInt,
+    Stripped,
 )
 from supportdesk.models import RemoteSession, SessionLog
 
-Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Text200 = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
+]
 Notes = Annotated[str, StringConstraints(max_length=20_000)]
 MAX_SESSION_SECONDS = 7 * 24 * 3600
 
@@ -75,7 +79,9 @@ class SessionEnd(RequestModel):
 
 class SessionLogCreate(RequestModel):
     customer_id: str = Field(max_length=255)
-    partner: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+    partner: Annotated[
+        str, StringConstraints(min_length=1, max_length=300, pattern=NOT_BLANK), Stripped
+    ]
     started_at: Instant
     duration_seconds: Annotated[StrictInt, Field(ge=0, le=MAX_SESSION_SECONDS)]
     supporter: Text200

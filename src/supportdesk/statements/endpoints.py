@@ -82,7 +82,9 @@ async def get_statement(
     principal: Reader,
     session: SessionDep,
     rules: RulesDep,
-    accept: Annotated[str | None, Header(max_length=1000)] = None,
+    # Not a documented parameter: OpenAPI says an `Accept` parameter "SHALL be ignored";
+    # the 200 response's media types and the description say what may be asked for.
+    accept: Annotated[str | None, Header(max_length=1000, include_in_schema=False)] = None,
     format: Annotated[str | None, Query(pattern="^(json|csv|pdf)$")] = None,
 ) -> StreamingResponse:
     chosen = choose_format(accept, format)

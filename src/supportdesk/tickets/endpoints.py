@@ -78,7 +78,7 @@ async def create_ticket(
     "",
     response_model=Page[TicketRead],
     name="tickets_list",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_tickets(
     principal: Reader,

@@ -9,7 +9,15 @@ from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.groups import Severity, SupportGroup
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
-from supportdesk.kit.schemas import Instant, RequestModel, ResponseModel, StrictBool
+from supportdesk.kit.schemas import (
+    NOT_BLANK,
+    Instant,
+    RequestModel,
+    ResponseModel,
+    StrictBool,
+    Stripped,
+    not_null,
+)
 from supportdesk.products.schemas import PRODUCT_CODE_PATTERN
 
 if TYPE_CHECKING:
@@ -19,12 +27,14 @@ if TYPE_CHECKING:
 
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
-Subject = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+Subject = Annotated[
+    str, StringConstraints(min_length=1, max_length=300, pattern=NOT_BLANK), Stripped
+]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
 ExtraKey = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 ExtraValue = Annotated[str, StringConstraints(max_length=1000)] | int | float | bool | None
 ProductCode = Annotated[str, StringConstraints(pattern=PRODUCT_CODE_PATTERN)]
-AddonVersion = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50)]
+AddonVersion = Annotated[str, StringConstraints(max_length=50), Stripped]
 AttachmentKind = Literal["screenshot", "database_backup", "log", "document"]
 
 
@@ -55,7 +65,10 @@ class Appointment(RequestModel):
 
 class TicketCreate(RequestModel):
     customer_id: str | None = Field(
-        default=None, max_length=40, description="May be left out with a customer-bound key."
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="May be left out with a customer-bound key.",
     )
     contact_id: str | None = Field(default=None, max_length=255)
     category: TicketCategory
@@ -76,9 +89,9 @@ class TicketCreate(RequestModel):
 class TicketUpdate(RequestModel):
     """Customer-side fields; what is sent replaces what was there."""
 
-    subject: Subject | None = None
-    description: Description | None = None
-    severity: Severity | None = None
+    subject: Subject | None = Field(default=None, json_schema_extra=not_null)
+    description: Description | None = Field(default=None, json_schema_extra=not_null)
+    severity: Severity | None = Field(default=None, json_schema_extra=not_null)
     steps_to_reproduce: LongText | None = None
     product: ProductCode | None = None
     addon_version: AddonVersion | None = None
@@ -160,7 +173,9 @@ class CommentRead(ResponseModel):
 
 
 class EscalationCreate(RequestModel):
-    vendor: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    vendor: Annotated[
+        str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
+    ]
     summary_en: Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
 
 

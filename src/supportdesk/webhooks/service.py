@@ -26,7 +26,10 @@ class InvalidWebhookUrl(RuleViolation):
 
 def check_url_form(url: str) -> tuple[str, int]:
     """http or https, a host, no credentials: the host and port to deliver to."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        raise InvalidWebhookUrl("the webhook URL cannot be parsed") from exc
     if parts.scheme not in ("http", "https"):
         raise InvalidWebhookUrl("a webhook URL is http or https")
     if parts.username is not None or parts.password is not None:

@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from supportdesk.domain import BusinessCalendar, WorkingRange
-from supportdesk.domain.calendar import desk_calendar, installation_calendar, vendor_calendar
+from supportdesk.domain.calendar import (
+    EARLIEST,
+    LATEST,
+    desk_calendar,
+    in_utc,
+    installation_calendar,
+    vendor_calendar,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -335,3 +342,17 @@ class TestLocalDates:
     def test_period_backwards_is_refused(self) -> None:
         with pytest.raises(ValueError, match="period"):
             desk_calendar().period(date(2026, 3, 2), date(2026, 3, 1))
+
+    def test_period_at_the_ends_of_the_calendar_reaches_as_far_as_datetime(self) -> None:
+        # Berlin's 0001-01-01 began before 0001-01-01T00:00Z; 9999-12-31 has no next day.
+        start, _ = desk_calendar().period(date.min, date.min)
+        _, end = desk_calendar().period(date.max, date.max)
+        assert start == EARLIEST == datetime.min.replace(tzinfo=UTC)
+        assert end == LATEST == datetime.max.replace(tzinfo=UTC)
+
+    def test_in_utc_at_the_ends(self) -> None:
+        east = datetime(1, 1, 1, tzinfo=BERLIN)
+        west = datetime(9999, 12, 31, 23, tzinfo=NEW_YORK)
+        assert in_utc(east) == EARLIEST
+        assert in_utc(west) == LATEST
+        assert in_utc(datetime(2026, 3, 1, 12, tzinfo=BERLIN)) == utc(2026, 3, 1, 11)
