@@ -144,7 +144,13 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, attachments_dir=tmp_path / "attachments")
+    # The per-key rate limit is off here: its own tests switch it on; the rest would
+    # otherwise depend on how many requests one test makes with one key.
+    return Settings(
+        database_url=database_url,
+        attachments_dir=tmp_path / "attachments",
+        rate_limit_requests=0,
+    )
 
 
 @pytest.fixture
@@ -206,8 +212,7 @@ async def live_client(
         database_pool_size=pool_size,
         database_max_overflow=pool_size,
         attachments_dir=(tmp_dir or Path(tempfile.gettempdir())) / "attachments",
-        webhook_dispatcher_enabled=False,
-        **overrides,  # type: ignore[arg-type]
+        **{"webhook_dispatcher_enabled": False, "rate_limit_requests": 0, **overrides},  # type: ignore[arg-type]
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

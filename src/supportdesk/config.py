@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_echo: bool = False
+    rate_limit_requests: int = Field(
+        default=1200,
+        ge=0,
+        le=10_000_000,
+        description="Requests per API key per rate-limit window, over all workers (0: off).",
+    )
+    rate_limit_auth_failures: int = Field(
+        default=20,
+        ge=0,
+        le=1_000_000,
+        description="Failed authentications per client address per window (0: off).",
+    )
+    rate_limit_window_seconds: int = Field(default=60, ge=1, le=86_400)
     auth_cache_seconds: float = Field(
         default=2.0,
         ge=0,

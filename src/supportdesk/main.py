@@ -35,6 +35,7 @@ from supportdesk.kit.idempotency import (
     purge_expired_records,
 )
 from supportdesk.kit.observability import RequestContextMiddleware, configure_logging
+from supportdesk.kit.ratelimit import Limit, RateLimiter, RateLimits, purge_old_windows
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.metrics.endpoints import router as metrics_router
 from supportdesk.products.endpoints import router as products_router
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
-        housekeeping = asyncio.create_task(_housekeeping(app.state.sessionmaker, app.state.rules))
+        housekeeping = asyncio.create_task(
+            _housekeeping(app.state.sessionmaker, app.state.rules, app.state.rate_limits)
+        )
         supervisor = _supervisor_pid()
         watch = (
             asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
@@ -95,6 +98,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level)
     app.state.settings = settings
     app.state.rules = build_rules(settings)
+    window = timedelta(seconds=settings.rate_limit_window_seconds)
+    app.state.rate_limits = RateLimits(
+        per_key=Limit(settings.rate_limit_requests, window),
+        auth_failures=Limit(settings.rate_limit_auth_failures, window),
+    )
+    app.state.rate_limiter = RateLimiter()
     install_error_handlers(app)
     app.add_middleware(
         IdempotencyMiddleware,
@@ -137,7 +146,9 @@ PURGE_EVERY_ROUNDS = 10
 
 
 async def _housekeeping(
-    sessionmaker: async_sessionmaker[AsyncSession], rules: BusinessRules
+    sessionmaker: async_sessionmaker[AsyncSession],
+    rules: BusinessRules,
+    rate_limits: RateLimits,
 ) -> None:
     """Work that time alone makes due: contracts that start or end with the date move
     their customers' tickets; tickets at risk of or past their SLA are announced once
@@ -154,6 +165,8 @@ async def _housekeeping(
                 purged = await purge_expired_records(sessionmaker)
                 if purged:
                     logger.info("purged %d expired idempotency records", purged)
+                longest = max(rate_limits.per_key.window, rate_limits.auth_failures.window)
+                await purge_old_windows(sessionmaker, keep=2 * longest)
         except Exception:  # the next round tries again
             logger.warning("housekeeping failed", exc_info=True)
         rounds += 1
@@ -186,7 +199,9 @@ async def _stop_when_orphaned(supervisor: int, every: timedelta = SUPERVISOR_CHE
 
 
 def _document_idempotency(app: FastAPI) -> None:
-    """Every POST takes ``Idempotency-Key``; the middleware handles it, the schema says so."""
+    """Every POST takes ``Idempotency-Key``; the middleware handles it, the schema says so.
+    Every operation that takes an API key can answer 429: its key's rate limit, or the
+    failed authentications of the caller's address (kit.ratelimit)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -194,6 +209,19 @@ def _document_idempotency(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         for item in schema.get("paths", {}).values():
+            for keyed in item.values():
+                responses = keyed.get("responses", {})
+                if "401" in responses and "429" not in responses:
+                    responses["429"] = {
+                        "description": "Too many requests: wait for the time in Retry-After.",
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds until the limit's window ends.",
+                                "schema": {"type": "integer", "minimum": 1},
+                            }
+                        },
+                        "content": responses["401"]["content"],
+                    }
             operation = item.get("post")
             if operation is None:
                 continue

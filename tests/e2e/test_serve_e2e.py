@@ -203,3 +203,115 @@ class TestWorkersWithoutSupervisor:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
             log.close()
+
+
+def _start_serve(database_url: str, folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    log = (folder / "server.log").open("a")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)],
+        cwd=folder,
+        env={**_clean_env(), "SUPPORTDESK_DATABASE_URL": database_url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + READY_WITHIN_SECONDS
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                return process, base
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("server not ready:\n" + (folder / "server.log").read_text())
+        time.sleep(0.1)
+
+
+class TestGracefulShutdown:
+    def test_sigterm_during_a_slow_upload_still_answers_it_and_keeps_it(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        key = subprocess.run(
+            [sys.executable, "-m", "supportdesk.cli", "api-key", "create", "--role", "admin"],
+            cwd=tmp_path,
+            env={**_clean_env(), "SUPPORTDESK_DATABASE_URL": database_url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+        admin = {"Authorization": f"Bearer {key}"}
+        process, base = _start_serve(database_url, tmp_path)
+        try:
+            customer = httpx.post(
+                f"{base}/api/v1/customers", json={"name": "Slow Upload GmbH"}, headers=admin
+            ).json()
+            ticket = httpx.post(
+                f"{base}/api/v1/tickets",
+                json={
+                    "customer_id": customer["id"],
+                    "category": "how_to",
+                    "severity": "normal",
+                    "subject": "Log of a crash",
+                    "description": "The log follows.",
+                },
+                headers=admin,
+            ).json()
+            boundary = "sdboundary7"
+            content = b"2026-11-21 10:00:00 ERROR crash in export\n" * 5000
+            body = (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nlog\r\n'
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                    'filename="crash.log"\r\nContent-Type: text/plain\r\n\r\n'
+                ).encode()
+                + content
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            head = (
+                f"POST /api/v1/tickets/{ticket['id']}/attachments HTTP/1.1\r\n"
+                f"Host: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            port = int(base.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as upload:
+                upload.sendall(head + body[: len(body) // 2])
+                time.sleep(0.5)  # the request is in flight: its first half has arrived
+                process.send_signal(signal.SIGTERM)
+                time.sleep(1.0)
+                # The server no longer accepts, but it is still there for the upload.
+                with pytest.raises(httpx.TransportError):
+                    httpx.get(f"{base}/health/live", timeout=2)
+                assert process.poll() is None
+                upload.sendall(body[len(body) // 2 :])
+                answer = b""
+                while chunk := upload.recv(65536):
+                    answer += chunk
+            assert b" 201 " in answer.partition(b"\r\n")[0], answer[:500]
+            # uvicorn re-raises the signal once it has shut down gracefully.
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+        # Acknowledged means kept: a new server shows the attachment, bytes intact.
+        process, base = _start_serve(database_url, tmp_path)
+        try:
+            listed = httpx.get(
+                f"{base}/api/v1/tickets/{ticket['id']}/attachments", headers=admin
+            ).json()
+            assert [(a["filename"], a["size"]) for a in listed["items"]] == [
+                ("crash.log", len(content))
+            ]
+            downloaded = httpx.get(
+                f"{base}/api/v1/tickets/{ticket['id']}/attachments/"
+                f"{listed['items'][0]['id']}/content",
+                headers=admin,
+            )
+            assert downloaded.content == content
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)

@@ -194,19 +194,39 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its API key."""
+    """The caller, from its API key, counted against its rate limit.
+
+    A key not known to this worker is looked up only while the client's address is
+    within its limit of failed authentications; a failure counts against it.
+    """
+    # Imported here: the limiter's repository imports the models, which import the kit.
+    from supportdesk.kit.ratelimit import RateLimiter, RateLimits
+
     if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
         raise Unauthorized()
-    principal = await active_principal(
-        request.app.state.sessionmaker,
-        hash_key(credentials.credentials),
-        request.app.state.settings.auth_cache_seconds,
-    )
+    state = request.app.state
+    limiter: RateLimiter = state.rate_limiter
+    limits: RateLimits = state.rate_limits
+    key_hash = hash_key(credentials.credentials)
+    principal = principals.get(key_hash)
     if principal is None:
-        raise Unauthorized("The API key is unknown or has been revoked.")
+        failures = f"auth-failures:{request.client.host if request.client else 'unknown'}"
+        await limiter.check(state.sessionmaker, failures, limits.auth_failures, _FAILED)
+        principal = await active_principal(
+            state.sessionmaker, key_hash, state.settings.auth_cache_seconds
+        )
+        if principal is None:
+            await limiter.spend(state.sessionmaker, failures, limits.auth_failures, _FAILED)
+            raise Unauthorized("The API key is unknown or has been revoked.")
     request.state.principal = principal
     current_actor.set((principal.key_id, principal.role.value))
+    await limiter.spend(
+        state.sessionmaker, f"key:{principal.key_id}", limits.per_key, "Too many requests"
+    )
     return principal
+
+
+_FAILED = "Too many failed authentications from this address"
 
 
 def authorize(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:

@@ -9,6 +9,7 @@ from supportdesk.models.event import Event
 from supportdesk.models.idempotency_record import IdempotencyRecord
 from supportdesk.models.ledger_entry import LedgerEntry
 from supportdesk.models.product import Product
+from supportdesk.models.rate_limit import RateLimitWindow
 from supportdesk.models.remote_session import JoinAttempts, RemoteSession, SessionLog
 from supportdesk.models.ticket import Attachment, Comment, Escalation, Ticket, TicketPause
 from supportdesk.models.webhook import UrlLease, WebhookDelivery, WebhookJob, WebhookSubscription
@@ -28,6 +29,7 @@ __all__ = [
     "JoinAttempts",
     "LedgerEntry",
     "Product",
+    "RateLimitWindow",
     "RemoteSession",
     "SessionLog",
     "Ticket",
