@@ -96,3 +96,35 @@ class TestFailedAuthentication:
 
             await asyncio.sleep(retry_after + 0.05)
             assert (await first.get("/api/v1/customers", headers=admin)).status_code == 200
+
+
+class TestBatches:
+    async def test_a_worker_takes_tokens_in_batches_not_per_request(
+        self, database_url: str
+    ) -> None:
+        from sqlalchemy import select
+
+        from supportdesk.config import Settings
+        from supportdesk.db import build_engine, build_sessionmaker
+        from supportdesk.models import RateLimitWindow
+
+        admin = await live_admin_headers(database_url)
+        limits = {"rate_limit_requests": 2000, "rate_limit_window_seconds": 60}
+        async with live_client(database_url, **limits) as http:
+            await asyncio.sleep(60 - time.time() % 60 + 0.05 if time.time() % 60 > 55 else 0)
+            for _ in range(150):
+                assert (await http.get("/health/live")).status_code == 200
+                assert (await http.get("/api/v1/products", headers=admin)).status_code == 200
+        engine = build_engine(Settings(database_url=database_url))
+        try:
+            async with build_sessionmaker(engine)() as session:
+                counted = (
+                    await session.scalars(
+                        select(RateLimitWindow.hits).where(RateLimitWindow.bucket.like("key:%"))
+                    )
+                ).all()
+        finally:
+            await engine.dispose()
+        # 150 requests of one key took two batches of 100 (a twentieth of 2000, at most
+        # 100): two writes to the shared count instead of 150.
+        assert 200 in counted

@@ -101,3 +101,19 @@ class TestPrincipalCache:
         for n in range(PrincipalCache.MAX_ENTRIES + 5):
             cache.put(f"h{n}", self.agent, ttl=60)
         assert len(cache._entries) <= PrincipalCache.MAX_ENTRIES
+
+
+class TestRateLimitWindows:
+    def test_windows_are_fixed_and_retry_after_points_at_the_next(self) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        from supportdesk.kit.ratelimit import Limit
+
+        limit = Limit(1200, timedelta(seconds=60))
+        now = datetime(2026, 11, 21, 10, 0, 42, 500_000, tzinfo=UTC)
+        assert limit.window_start(now) == datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+        assert limit.retry_after(now) == 18
+        assert limit.batch == 60
+        assert Limit(3, timedelta(seconds=1)).batch == 1
+        assert Limit(10**6, timedelta(seconds=60)).batch == 100
+        assert not Limit(0, timedelta(seconds=60)).enabled
