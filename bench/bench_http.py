@@ -33,46 +33,33 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import httpx
 from common import RESULTS, cli, free_port, postgres_database, running_server, service_env
 from raw_insert_app import DDL
+from seeding import (
+    LEDGER_COLUMNS,
+    SESSION_LOG_COLUMNS,
+    TICKET_COLUMNS,
+    copy_rows,
+    customer_id,
+    ledger_row,
+    session_log_row,
+    ticket_rows,
+)
 
 DATABASE = "supportdesk_bench"
 HERE = Path(__file__).resolve().parent
 WRK_THREADS = 2
-STATUSES = [
-    ("closed", 0.80),
-    ("resolved", 0.10),
-    ("open", 0.05),
-    ("in_progress", 0.02),
-    ("awaiting_customer", 0.02),
-    ("escalated", 0.01),
-]
-SEVERITIES = ["critical", "high", "normal", "low"]
-CATEGORIES = ["bug_report", "operation", "how_to", "database_defect", "installation"]
 ENTRIES_PER_CUSTOMER = 20
 SESSIONS_PER_CUSTOMER = 10
 PURCHASE_UNITS = 2_000
 
 
-def customer_id(i: int) -> str:
-    return f"cus_{i:026d}"
-
-
-# --------------------------------------------------------------------------- seeding
-
-
-async def _copy(
-    conn: asyncpg.Connection, table: str, columns: list[str], rows: list[tuple]
-) -> None:  # type: ignore[type-arg]
-    await conn.copy_records_to_table(table, records=rows, columns=columns)
-    rows.clear()
-
-
-async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetime) -> None:  # type: ignore[type-arg]
+async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetime) -> None:
     """Customers, contracts, ledger entries and session logs, the balances consistent."""
     rng = random.Random(11)
     customer_rows: list[tuple[object, ...]] = []
@@ -83,235 +70,71 @@ async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetim
     for c in range(customers):
         cid = customer_id(c)
         if c % 2 == 0:
+            ends_on = None if c % 4 else date(2030, 12, 31)
             contract_rows.append(
-                (
-                    f"ctr_{c:026d}",
-                    cid,
-                    "maintenance",
-                    date(2020, 1, 1),
-                    None if c % 4 else date(2030, 12, 31),
-                    now,
-                    now,
-                )
+                (f"ctr_{c:026d}", cid, "maintenance", date(2020, 1, 1), ends_on, now, now)
             )
         balance = PURCHASE_UNITS
         at = period_start + timedelta(minutes=c)
+        price = Decimal(rng.choice(["24.00", "26.00"]))
         entry_rows.append(
-            (
-                f"led_{c:020d}_000000",
-                cid,
-                "purchase",
-                PURCHASE_UNITS,
-                PURCHASE_UNITS,
-                0,
-                0,
-                rng.choice(["85.00", "80.00"]),
-                None,
-                "EUR",
-                "api",
-                None,
-                balance,
-                at,
-                at,
+            ledger_row(
+                f"led_{c:020d}_000000", cid, "purchase", balance, balance, at, unit_price=price
             )
         )
         for e in range(1, ENTRIES_PER_CUSTOMER):
             at = at + timedelta(days=1, minutes=rng.randrange(600))
             units = rng.randint(1, 8)
             balance -= units
-            entry_id = f"led_{c:020d}_{e:06d}"
-            session = e <= SESSIONS_PER_CUSTOMER
-            log_id = f"sl_{c:020d}_{e:06d}"
+            entry_id, log_id = f"led_{c:020d}_{e:06d}", f"sl_{c:020d}_{e:06d}"
+            if e > SESSIONS_PER_CUSTOMER:
+                entry_rows.append(ledger_row(entry_id, cid, "debit", units, balance, at))
+                continue
             entry_rows.append(
-                (
-                    entry_id,
-                    cid,
-                    "debit",
-                    units,
-                    -units,
-                    units,
-                    0,
-                    None,
-                    None,
-                    "EUR",
-                    "session" if session else "api",
-                    log_id if session else None,
-                    balance,
-                    at,
-                    at,
-                )
+                ledger_row(entry_id, cid, "debit", units, balance, at, cause=("session", log_id))
             )
-            if session:
-                log_rows.append(
-                    (
-                        log_id,
-                        cid,
-                        f"Customer {c} – PC {e}",
-                        at,
-                        units * 900 - rng.randrange(600),
-                        "Klaus Hörner",
-                        "Netzwerklizenz neu eingerichtet",
-                        True,
-                        False,
-                        "logged",
-                        "charged",
-                        units,
-                        units,
-                        0,
-                        0,
-                        entry_id,
-                        at,
-                    )
-                )
+            seconds = units * 900 - rng.randrange(600)
+            partner = f"Customer {c} – PC {e}"
+            log_rows.append(session_log_row(log_id, cid, partner, at, seconds, units, entry_id))
         customer_rows.append((cid, f"Customer {c}", f"CRM-{c}", balance, 0, None, now, now))
-    await _copy(
-        conn,
-        "customers",
-        [
-            "id",
-            "name",
-            "external_ref",
-            "unit_balance",
-            "last_balance_change",
-            "unit_warning_levels",
-            "created_at",
-            "updated_at",
-        ],
-        customer_rows,
-    )
-    await _copy(
-        conn,
-        "contracts",
-        ["id", "customer_id", "kind", "starts_on", "ends_on", "created_at", "updated_at"],
-        contract_rows,
-    )
-    await _copy(
-        conn,
-        "ledger_entries",
-        [
-            "id",
-            "customer_id",
-            "kind",
-            "units",
-            "change",
-            "units_debited",
-            "units_billed_at_list_price",
-            "unit_price",
-            "amount",
-            "currency",
-            "cause_type",
-            "cause_id",
-            "balance_after",
-            "recorded_at",
-            "effective_at",
-        ],
-        entry_rows,
-    )
-    await _copy(
-        conn,
-        "session_logs",
-        [
-            "id",
-            "customer_id",
-            "partner",
-            "started_at",
-            "duration_seconds",
-            "supporter",
-            "notes",
-            "billable",
-            "bill_at_list_price",
-            "origin",
-            "billing_outcome",
-            "units",
-            "units_charged",
-            "units_at_list_price",
-            "units_covered",
-            "ledger_entry_id",
-            "created_at",
-        ],
-        log_rows,
-    )
+    customer_columns = [
+        "id",
+        "name",
+        "external_ref",
+        "unit_balance",
+        "last_balance_change",
+        "unit_warning_levels",
+        "created_at",
+        "updated_at",
+    ]
+    await copy_rows(conn, "customers", customer_columns, customer_rows)
+    contract_columns = [
+        "id",
+        "customer_id",
+        "kind",
+        "starts_on",
+        "ends_on",
+        "created_at",
+        "updated_at",
+    ]
+    await copy_rows(conn, "contracts", contract_columns, contract_rows)
+    await copy_rows(conn, "ledger_entries", LEDGER_COLUMNS, entry_rows)
+    await copy_rows(conn, "session_logs", SESSION_LOG_COLUMNS, log_rows)
 
 
 async def _seed_tickets(
-    conn: asyncpg.Connection,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
     customers: int,
     tickets: int,
     now: datetime,
 ) -> None:
-    rng = random.Random(7)
-    statuses = [s for s, _ in STATUSES]
-    weights = [w for _, w in STATUSES]
-    columns = [
-        "id",
-        "customer_id",
-        "category",
-        "severity",
-        "severity_rank",
-        "status",
-        "subject",
-        "description",
-        "steps_to_reproduce",
-        "env_os",
-        "env_host_application",
-        "env_extra",
-        "proposed_appointments",
-        "has_image_screenshot",
-        "has_database_backup",
-        "held",
-        "received_at",
-        "first_response_due",
-        "paused_since",
-        "sla_at_risk_notified_at",
-        "sla_breached_notified_at",
-        "updated_at",
-        "version",
-        "queue_group",
-    ]
-    batch: list[tuple[object, ...]] = []
-    for i in range(tickets):
-        severity = rng.randrange(4)
-        owner = rng.randrange(customers)
-        received = now - timedelta(minutes=rng.randrange(60 * 24 * 730))
-        status = rng.choices(statuses, weights)[0]
-        batch.append(
-            (
-                f"tkt_{i:026d}",
-                customer_id(owner),
-                rng.choice(CATEGORIES),
-                SEVERITIES[severity],
-                severity,
-                status,
-                "Import fails",
-                "The import stops with an error.",
-                "1. 2. 3.",
-                "Windows 11",
-                "ArchiCAD",
-                "{}",
-                "[]",
-                True,
-                False,
-                False,
-                received,
-                received + timedelta(hours=4),
-                received if status == "awaiting_customer" else None,
-                # A desk in service was told of these long ago: the sweeps have nothing
-                # to catch up on, as in production, instead of 50,000 notices at start.
-                received + timedelta(hours=3),
-                received + timedelta(hours=4),
-                received,
-                1,
-                0 if owner % 2 == 0 else 1,
-            )
-        )
-        if len(batch) == 50_000:
-            await _copy(conn, "tickets", columns, batch)
-    if batch:
-        await _copy(conn, "tickets", columns, batch)
+    # Every other customer has a maintenance contract (group 0), the rest units (group 1).
+    rows = ticket_rows(tickets, customers, now, lambda owner: 0 if owner % 2 == 0 else 1)
+    await copy_rows(conn, "tickets", TICKET_COLUMNS, rows)
 
 
 async def _seed_remote_sessions(
-    conn: asyncpg.Connection,  # type: ignore[type-arg]
+    conn: asyncpg.Connection,
     customers: int,
     count: int,
     now: datetime,
@@ -332,7 +155,7 @@ async def _seed_remote_sessions(
                 started,
             )
         )
-    await _copy(
+    await copy_rows(
         conn,
         "remote_sessions",
         [

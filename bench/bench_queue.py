@@ -18,23 +18,14 @@ import random
 import statistics
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import asyncpg
 import httpx
 from common import RESULTS, cli, postgres_database, running_server, service_env
+from seeding import TICKET_COLUMNS, copy_rows, ticket_rows
 
 DATABASE = "supportdesk_bench_queue"
-STATUSES = [
-    ("closed", 0.80),
-    ("resolved", 0.10),
-    ("open", 0.05),
-    ("in_progress", 0.02),
-    ("awaiting_customer", 0.02),
-    ("escalated", 0.01),
-]
-SEVERITIES = ["critical", "high", "normal", "low"]
-CATEGORIES = ["bug_report", "operation", "how_to", "database_defect", "installation"]
 
 
 async def _seed(dsn: str, customers: int, tickets: int) -> None:
@@ -88,66 +79,8 @@ async def _seed(dsn: str, customers: int, tickets: int) -> None:
                 "updated_at",
             ],
         )
-        statuses = [s for s, _ in STATUSES]
-        weights = [w for _, w in STATUSES]
-        columns = [
-            "id",
-            "customer_id",
-            "category",
-            "severity",
-            "severity_rank",
-            "status",
-            "subject",
-            "description",
-            "steps_to_reproduce",
-            "env_os",
-            "env_host_application",
-            "env_extra",
-            "proposed_appointments",
-            "has_image_screenshot",
-            "has_database_backup",
-            "held",
-            "received_at",
-            "first_response_due",
-            "updated_at",
-            "version",
-            "queue_group",
-        ]
-        batch: list[tuple[object, ...]] = []
-        for i in range(tickets):
-            severity = rng.randrange(4)
-            owner = rng.randrange(customers)
-            received = now - timedelta(minutes=rng.randrange(60 * 24 * 730))
-            batch.append(
-                (
-                    f"tkt_{i:026d}",
-                    f"cus_{owner:026d}",
-                    rng.choice(CATEGORIES),
-                    SEVERITIES[severity],
-                    severity,
-                    rng.choices(statuses, weights)[0],
-                    "Import fails",
-                    "The import stops with an error.",
-                    "1. 2. 3.",
-                    "Windows 11",
-                    "ArchiCAD",
-                    "{}",
-                    "[]",
-                    True,
-                    False,
-                    False,
-                    received,
-                    received + timedelta(hours=4),
-                    received,
-                    1,
-                    groups[owner],
-                )
-            )
-            if len(batch) == 50_000:
-                await conn.copy_records_to_table("tickets", records=batch, columns=columns)
-                batch.clear()
-        if batch:
-            await conn.copy_records_to_table("tickets", records=batch, columns=columns)
+        rows = ticket_rows(tickets, customers, now, lambda owner: groups[owner])
+        await copy_rows(conn, "tickets", TICKET_COLUMNS, rows)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 from common import RESULTS, cli, memory_kib, postgres_database, running_server, service_env
+from seeding import LEDGER_COLUMNS, SESSION_LOG_COLUMNS, copy_rows, ledger_row, session_log_row
 
 DATABASE = "supportdesk_bench_statement"
 
@@ -40,86 +41,34 @@ async def _seed(dsn: str, sessions: int) -> None:
             seconds = 300 + (i * 37) % 3300
             units = -(-seconds // 900)
             log_id, entry_id = f"sl_{i:026d}", f"led_{i:026d}"
+            partner = f"Fa. Walter Maier GmbH – PC {i % 40}"
+            # The account is empty: every session is billed at list price.
             logs.append(
-                (
+                session_log_row(
                     log_id,
                     "cus_bench",
-                    f"Fa. Walter Maier GmbH – PC {i % 40}",
+                    partner,
                     started,
                     seconds,
-                    "Klaus Hörner",
-                    "Internet-Explorer aktualisiert, Neustart des PC",
-                    True,
-                    False,
-                    "logged",
-                    "charged",
                     units,
-                    0,
-                    units,
-                    0,
                     entry_id,
-                    started,
+                    at_list_price=True,
                 )
             )
             entries.append(
-                (
+                ledger_row(
                     entry_id,
                     "cus_bench",
                     "debit",
                     units,
                     0,
-                    0,
-                    units,
-                    "EUR",
-                    "session",
-                    log_id,
-                    0,
                     started,
-                    started,
+                    cause=("session", log_id),
+                    at_list_price=True,
                 )
             )
-        await conn.copy_records_to_table(
-            "session_logs",
-            records=logs,
-            columns=[
-                "id",
-                "customer_id",
-                "partner",
-                "started_at",
-                "duration_seconds",
-                "supporter",
-                "notes",
-                "billable",
-                "bill_at_list_price",
-                "origin",
-                "billing_outcome",
-                "units",
-                "units_charged",
-                "units_at_list_price",
-                "units_covered",
-                "ledger_entry_id",
-                "created_at",
-            ],
-        )
-        await conn.copy_records_to_table(
-            "ledger_entries",
-            records=entries,
-            columns=[
-                "id",
-                "customer_id",
-                "kind",
-                "units",
-                "change",
-                "units_debited",
-                "units_billed_at_list_price",
-                "currency",
-                "cause_type",
-                "cause_id",
-                "balance_after",
-                "recorded_at",
-                "effective_at",
-            ],
-        )
+        await copy_rows(conn, "session_logs", SESSION_LOG_COLUMNS, logs)
+        await copy_rows(conn, "ledger_entries", LEDGER_COLUMNS, entries)
         await conn.execute("ANALYZE")
     finally:
         await conn.close()

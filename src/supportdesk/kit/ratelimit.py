@@ -104,6 +104,19 @@ class RateLimiter:
             retry_after=limit.retry_after(now),
         )
 
+    def _current_window(
+        self, bucket: str, limit: Limit, what: str
+    ) -> tuple[datetime, datetime] | None:
+        """Now and the window it falls in; None when the limit is off. Refuses at once
+        when this worker already knows the bucket's window to be spent."""
+        if not limit.enabled:
+            return None
+        now = utcnow()
+        window = limit.window_start(now)
+        if self._spent.get(bucket) == window:
+            raise self._refuse(limit, now, what)
+        return now, window
+
     async def spend(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -113,12 +126,10 @@ class RateLimiter:
     ) -> None:
         """Count one request against ``bucket``; TooManyRequests when the window's
         limit is reached."""
-        if not limit.enabled:
+        current = self._current_window(bucket, limit, what)
+        if current is None:
             return
-        now = utcnow()
-        window = limit.window_start(now)
-        if self._spent.get(bucket) == window:
-            raise self._refuse(limit, now, what)
+        now, window = current
         held = self._tokens.get(bucket)
         if held is not None and held[0] == window and held[1] > 0:
             self._tokens[bucket] = (window, held[1] - 1)
@@ -142,12 +153,10 @@ class RateLimiter:
         what: str,
     ) -> None:
         """Refuse when ``bucket`` has reached its limit in this window, counting nothing."""
-        if not limit.enabled:
+        current = self._current_window(bucket, limit, what)
+        if current is None:
             return
-        now = utcnow()
-        window = limit.window_start(now)
-        if self._spent.get(bucket) == window:
-            raise self._refuse(limit, now, what)
+        now, window = current
         async with sessionmaker() as session:
             count = await RateLimitRepository(session).count(bucket, window)
         if count >= limit.requests:
