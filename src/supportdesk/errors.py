@@ -97,6 +97,12 @@ class PayloadTooLarge(AppError):
     status, slug, title = 413, "payload-too-large", "Content Too Large"
 
 
+class ContentMissing(AppError):
+    """A stored object whose bytes are gone from storage: the server's fault, said so."""
+
+    status, slug, title = 500, "content-missing", "Content Missing"
+
+
 class ServiceUnavailable(AppError):
     status, slug, title = 503, "unavailable", "Service Unavailable"
 

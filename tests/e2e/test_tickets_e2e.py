@@ -362,6 +362,23 @@ class TestEditsAndUploads:
         ).json()
         assert [a["id"] for a in listed["items"]] == [attachment["id"]]
 
+    async def test_content_whose_file_is_gone_is_a_plain_500_problem(
+        self, client: httpx.AsyncClient, admin, settings
+    ) -> None:
+        created = await ticket(client, admin, await customer(client, admin))
+        uploaded = (await upload(client, admin, str(created["id"]), "screenshot", PNG)).json()
+        for stored in settings.attachments_dir.rglob("*"):
+            if stored.is_file():
+                stored.unlink()  # a restore without the attachments folder, say
+        response = await client.get(
+            f"/api/v1/tickets/{created['id']}/attachments/{uploaded['id']}/content",
+            headers=admin,
+        )
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"].endswith("/content-missing")
+        assert "missing" in response.json()["detail"]
+
     async def test_a_screenshot_that_is_no_image_is_422(
         self, client: httpx.AsyncClient, admin
     ) -> None:

@@ -304,7 +304,7 @@ async def list_attachments(
     response_class=FileResponse,
     responses={
         200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
-        **problem_responses(401, 403, 404, 422),
+        **problem_responses(401, 403, 404, 422, 500),
     },
 )
 async def download_attachment(
