@@ -44,6 +44,7 @@ from supportdesk.sessions.endpoints import router as sessions_router
 from supportdesk.statements.endpoints import router as statements_router
 from supportdesk.tickets.endpoints import router as tickets_router
 from supportdesk.tickets.service import TicketService
+from supportdesk.webhooks.dispatcher import Dispatcher
 from supportdesk.webhooks.endpoints import router as webhooks_router
 
 logger = logging.getLogger("supportdesk")
@@ -74,6 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         housekeeping = asyncio.create_task(
             _housekeeping(app.state.sessionmaker, app.state.rules, app.state.rate_limits)
         )
+        dispatcher = (
+            Dispatcher(app.state.sessionmaker, settings)
+            if settings.webhook_dispatcher_enabled
+            else None
+        )
+        delivering = (
+            asyncio.create_task(dispatcher.run_forever()) if dispatcher is not None else None
+        )
         supervisor = _supervisor_pid()
         watch = (
             asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
@@ -81,6 +90,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if dispatcher is not None and delivering is not None:
+                # The round under way finishes: deliveries in flight complete and are
+                # recorded, nothing is cut off halfway.
+                dispatcher.stop()
+                try:
+                    await asyncio.wait_for(delivering, SHUTDOWN_GRACE.total_seconds())
+                except TimeoutError:
+                    logger.warning("the webhook round did not finish within the grace time")
+                await dispatcher.aclose()
             for task in (housekeeping, watch):
                 if task is not None:
                     task.cancel()

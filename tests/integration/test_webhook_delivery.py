@@ -381,3 +381,39 @@ class TestShutdown:
         finally:
             await dispatcher.aclose()
             await engine.dispose()
+
+
+class TestInsideTheService:
+    async def test_the_service_delivers_by_itself(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        # No dispatcher started by the test: the app's own, started with its lifespan.
+        app, url = receiver
+        admin = await live_admin_headers(database_url)
+        async with live_client(database_url, webhook_dispatcher_enabled=True, **FAST) as http:
+            await subscribe(http, admin, url, ["ticket.created"])
+            customer = (
+                await http.post("/api/v1/customers", json={"name": "Selbst GmbH"}, headers=admin)
+            ).json()
+            created = await http.post(
+                "/api/v1/tickets",
+                json={
+                    "customer_id": customer["id"],
+                    "category": "how_to",
+                    "severity": "normal",
+                    "subject": "Delivered by the service",
+                    "description": "No dispatcher was started by hand.",
+                },
+                headers=admin,
+            )
+            assert created.status_code == 201, created.text
+            async with asyncio.timeout(20):
+                while not any(  # noqa: ASYNC110 - the receiver offers only its list
+                    a["event"]["data"]["id"] == created.json()["id"] for a in app.accepted
+                ):
+                    await asyncio.sleep(0.05)
+        (arrived,) = [a for a in app.accepted if a["event"]["data"]["id"] == created.json()["id"]]
+        assert arrived["event"]["type"] == "ticket.created"
+        assert verify_signature(
+            SECRET, arrived["headers"][SIGNATURE_HEADER.lower()], arrived["body"]
+        )
