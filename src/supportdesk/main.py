@@ -38,6 +38,8 @@ from supportdesk.kit.observability import RequestContextMiddleware, configure_lo
 from supportdesk.kit.ratelimit import Limit, RateLimiter, RateLimits, purge_old_windows
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.metrics.endpoints import router as metrics_router
+from supportdesk.notifications.endpoints import router as notifications_router
+from supportdesk.notifications.mailer import Mailer
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.sessions.endpoints import router as sessions_router
@@ -74,6 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         housekeeping = asyncio.create_task(
             _housekeeping(app.state.sessionmaker, app.state.rules, app.state.rate_limits)
         )
+        # E-mail notifications, in every worker (claims keep them from sending twice).
+        mailer = (
+            Mailer(app.state.sessionmaker, settings, app.state.rules)
+            if settings.smtp_host
+            else None
+        )
+        mailing = asyncio.create_task(mailer.run_forever()) if mailer is not None else None
         supervisor = _supervisor_pid()
         watch = (
             asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
@@ -81,6 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if mailer is not None and mailing is not None:
+                # The round under way finishes: a mail the server took is recorded as sent.
+                mailer.stop()
+                try:
+                    await asyncio.wait_for(mailing, SHUTDOWN_GRACE.total_seconds())
+                except TimeoutError:
+                    logger.warning("the mailer did not stop in time")
             for task in (housekeeping, watch):
                 if task is not None:
                     task.cancel()
@@ -128,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         products_router,
         contracts_router,
         tickets_router,
+        notifications_router,
         queue_router,
         ledger_router,
         sessions_router,
