@@ -11,10 +11,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import holidays
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from supportdesk.domain.billing import BillingSettings
@@ -137,6 +137,28 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
     webhook_give_up_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+
+    # E-mail notifications (supportdesk.notifications), off while no SMTP host is set.
+    smtp_host: str | None = Field(
+        default=None, description="mail server; none: no e-mail notifications are sent"
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls", description="none, starttls (port 587) or tls (implicit, port 465)"
+    )
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    mail_from: str = Field(
+        default="Support <support@localhost>",
+        min_length=3,
+        max_length=320,
+        description="the sender of every notification",
+    )
+    mail_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    mail_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    mail_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    mail_give_up_hours: float = Field(default=72.0, gt=0, le=24 * 30)
 
     # First-response targets (DOMAIN.md, "Service-level targets").
     sla_prompt_hours: Decimal = Field(default=Decimal(4), gt=0, description="contract, premium")

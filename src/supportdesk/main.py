@@ -38,6 +38,8 @@ from supportdesk.kit.observability import RequestContextMiddleware, configure_lo
 from supportdesk.kit.ratelimit import Limit, RateLimiter, RateLimits, purge_old_windows
 from supportdesk.ledger.endpoints import router as ledger_router
 from supportdesk.metrics.endpoints import router as metrics_router
+from supportdesk.notifications.endpoints import router as notifications_router
+from supportdesk.notifications.mailer import Mailer
 from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.sessions.endpoints import router as sessions_router
@@ -83,6 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         delivering = (
             asyncio.create_task(dispatcher.run_forever()) if dispatcher is not None else None
         )
+        # E-mail notifications, in every worker (claims keep them from sending twice).
+        mailer = (
+            Mailer(app.state.sessionmaker, settings, app.state.rules)
+            if settings.smtp_host
+            else None
+        )
+        mailing = asyncio.create_task(mailer.run_forever()) if mailer is not None else None
         supervisor = _supervisor_pid()
         watch = (
             asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
@@ -90,14 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            if dispatcher is not None and delivering is not None:
-                # The round under way finishes: deliveries in flight complete and are
-                # recorded, nothing is cut off halfway.
-                dispatcher.stop()
-                try:
-                    await asyncio.wait_for(delivering, SHUTDOWN_GRACE.total_seconds())
-                except TimeoutError:
-                    logger.warning("the webhook round did not finish within the grace time")
+            # The rounds under way finish: webhook deliveries and mails in flight complete
+            # and are recorded, nothing is cut off halfway.
+            for worker, task in ((dispatcher, delivering), (mailer, mailing)):
+                if worker is not None and task is not None:
+                    worker.stop()
+                    try:
+                        await asyncio.wait_for(task, SHUTDOWN_GRACE.total_seconds())
+                    except TimeoutError:
+                        logger.warning("%s did not finish its round in time", type(worker).__name__)
+            if dispatcher is not None:
                 await dispatcher.aclose()
             for task in (housekeeping, watch):
                 if task is not None:
@@ -146,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         products_router,
         contracts_router,
         tickets_router,
+        notifications_router,
         queue_router,
         ledger_router,
         sessions_router,

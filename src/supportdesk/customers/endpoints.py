@@ -35,6 +35,9 @@ def _read(standing: CustomerStanding) -> CustomerRead:
         support_group=standing.support_group,
         unit_balance=customer.unit_balance,
         unit_warning_levels=list(standing.warning_levels),
+        language=customer.language,
+        billing_contact_id=customer.billing_contact_id,
+        notification_opt_outs=list(customer.notification_opt_outs or []),
         created_at=customer.created_at,
         updated_at=customer.updated_at,
     )

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator
 
 from supportdesk.domain.groups import SupportGroup
+from supportdesk.domain.notifications import Language, NotificationKind
 from supportdesk.kit.schemas import (
     NOT_BLANK,
     RequestModel,
@@ -27,6 +28,23 @@ WarningLevels = Annotated[
         examples=[[10, 4]],
     ),
 ]
+OptOuts = Annotated[
+    list[NotificationKind],
+    Field(
+        max_length=len(NotificationKind),
+        description="Kinds of e-mail notification the customer does not want.",
+        examples=[["low_balance"]],
+    ),
+]
+LanguageField = Field(
+    description="The language of the customer's e-mail notifications.", examples=["de"]
+)
+BillingContact = Field(
+    description="The contact (of this customer) who receives the low-balance and "
+    "statement e-mails; null: nobody.",
+    examples=["con_01J..."],
+)
+ContactId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Phone = Annotated[
     str, StringConstraints(max_length=50, pattern=r"^\+?[0-9 ()/.\-]{3,50}$"), Stripped
 ]
@@ -38,12 +56,28 @@ class CustomerCreate(RequestModel):
         default=None, description="The customer's id in a CRM; unique.", examples=["CRM-4711"]
     )
     unit_warning_levels: WarningLevels | None = None
+    language: Language = Field(default=Language.DE, description=LanguageField.description)
+    notification_opt_outs: OptOuts = Field(default_factory=list)
 
 
 class CustomerUpdate(RequestModel):
     name: Name | None = Field(default=None, json_schema_extra=not_null)
     external_ref: ExternalRef | None = None
     unit_warning_levels: WarningLevels | None = None
+    language: Language | None = Field(
+        default=None, description=LanguageField.description, json_schema_extra=not_null
+    )
+    billing_contact_id: ContactId | None = Field(
+        default=None, description=BillingContact.description
+    )
+    notification_opt_outs: OptOuts | None = Field(default=None, json_schema_extra=not_null)
+
+    @field_validator("language", "notification_opt_outs")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -63,6 +97,11 @@ class CustomerRead(ResponseModel):
     unit_balance: int = Field(description="Prepaid units left.")
     unit_warning_levels: list[int] = Field(
         description="Balances at or below which the customer is warned, highest first."
+    )
+    language: Language = LanguageField
+    billing_contact_id: str | None = BillingContact
+    notification_opt_outs: list[NotificationKind] = Field(
+        description="Kinds of e-mail notification the customer does not want."
     )
     created_at: datetime
     updated_at: datetime

@@ -115,6 +115,8 @@ class CustomerService:
             external_ref=data.external_ref,
             unit_balance=0,
             unit_warning_levels=encode_levels(data.unit_warning_levels),
+            language=data.language.value,
+            notification_opt_outs=sorted({kind.value for kind in data.notification_opt_outs}),
             created_at=now,
             updated_at=now,
         )
@@ -140,6 +142,18 @@ class CustomerService:
         changes = data.model_dump(exclude_unset=True)
         if "unit_warning_levels" in changes:
             changes["unit_warning_levels"] = encode_levels(changes["unit_warning_levels"])
+        if "notification_opt_outs" in changes:
+            changes["notification_opt_outs"] = sorted(
+                {str(kind) for kind in changes["notification_opt_outs"]}
+            )
+        if "language" in changes:
+            changes["language"] = str(changes["language"])
+        contact_id = changes.get("billing_contact_id")
+        if contact_id is not None and (
+            await self.contacts.get_of_customer(customer.id, contact_id) is None
+        ):
+            # As for a ticket's contact: a contact of another customer does not exist here.
+            raise NotFound.of("contact", contact_id)
         for field, value in changes.items():
             setattr(customer, field, value)
         if changes:

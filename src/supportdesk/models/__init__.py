@@ -8,6 +8,7 @@ from supportdesk.models.customer import Customer
 from supportdesk.models.event import Event
 from supportdesk.models.idempotency_record import IdempotencyRecord
 from supportdesk.models.ledger_entry import LedgerEntry
+from supportdesk.models.notification import Notification
 from supportdesk.models.product import Product
 from supportdesk.models.rate_limit import RateLimitWindow
 from supportdesk.models.remote_session import JoinAttempts, RemoteSession, SessionLog
@@ -28,6 +29,7 @@ __all__ = [
     "IssuedStatement",
     "JoinAttempts",
     "LedgerEntry",
+    "Notification",
     "Product",
     "RateLimitWindow",
     "RemoteSession",

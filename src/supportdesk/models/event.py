@@ -28,3 +28,5 @@ class Event(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Set once the dispatcher has made the event's webhook jobs.
     fanned_out: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # Set once the mailer has made the event's notifications (if it gives any).
+    notified: Mapped[bool] = mapped_column(Boolean, default=False, index=True)

@@ -59,6 +59,7 @@ from supportdesk.tickets.repository import TicketRepository
 from supportdesk.tickets.schemas import (
     Appointment,
     CommentCreate,
+    CommentRead,
     EscalationCreate,
     TicketCreate,
     TicketUpdate,
@@ -481,6 +482,15 @@ class TicketService:
             self._place(ticket, await self.view(ticket))
         self._touch(ticket, now)
         await self.tickets.flush()
+        if not data.internal:
+            # Internal notes stay inside the desk: no event, so no webhook and no mail.
+            self.events.record(
+                "ticket.commented",
+                resource_type="ticket",
+                resource_id=ticket.id,
+                customer_id=ticket.customer_id,
+                data=CommentRead.model_validate(comment).model_dump(mode="json"),
+            )
         return comment
 
     async def list_comments(

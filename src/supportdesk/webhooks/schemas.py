@@ -13,6 +13,7 @@ class EventType(StrEnum):
     TICKET_CREATED = "ticket.created"
     TICKET_STATUS_CHANGED = "ticket.status_changed"
     TICKET_BLOCKERS_CLEARED = "ticket.blockers_cleared"
+    TICKET_COMMENTED = "ticket.commented"
     TICKET_SLA_AT_RISK = "ticket.sla_at_risk"
     TICKET_SLA_BREACHED = "ticket.sla_breached"
     LEDGER_LOW_BALANCE = "ledger.low_balance"

@@ -1,0 +1,213 @@
+"""Sending the notifications: the outbox's second consumer, beside the webhook dispatcher.
+
+Each round: events not yet read by the mailer become at most one notification row each
+(unique per event, kind and recipient: an event read twice gives nothing new); due rows
+are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on SQLite) with
+a lease; the mails go out over SMTP outside any transaction; the outcome is written back.
+A mail server that is down is retried with exponential backoff and jitter. A mailer that
+dies between the server's acceptance and the write-back sends that one message again
+when the lease runs out (at least once; the Message-ID stays the same, so mail clients
+show it once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import aiosmtplib
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from supportdesk.config import BusinessRules, Settings
+from supportdesk.domain.notifications import Language, NotificationKind
+from supportdesk.kit.clock import utcnow
+from supportdesk.notifications.repository import NotificationRepository
+from supportdesk.notifications.schemas import NotificationStatus
+from supportdesk.notifications.service import NotificationService
+from supportdesk.notifications.templates import render_message
+from supportdesk.statements.render import PdfRenderer
+from supportdesk.statements.service import StatementService
+
+logger = logging.getLogger("supportdesk.notifications")
+
+PLAN_BATCH = 200
+CLAIM_BATCH = 20
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: str
+    kind: NotificationKind
+    language: Language
+    recipient: str
+    context: dict[str, Any]
+    attempt: int
+
+
+class Mailer:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        rules: BusinessRules,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.rules = rules
+        self._stopping = asyncio.Event()
+        # Long enough for a whole batch to be sent in turn, each up to the timeout.
+        self.lease = timedelta(seconds=settings.smtp_timeout_seconds * CLAIM_BATCH + 30)
+
+    async def run_forever(self) -> None:
+        """Rounds until ``stop()``; the round under way is finished, not cut off."""
+        while not self._stopping.is_set():
+            try:
+                await self.run_once()
+            except Exception:  # the next round tries again
+                logger.warning("mail round failed", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.settings.mail_poll_seconds
+                )
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run_once(self) -> int:
+        """One round; returns how many sends were attempted."""
+        await self.plan()
+        claimed = await self.claim()
+        for message in claimed:
+            await self.send(message)
+        return len(claimed)
+
+    async def plan(self) -> int:
+        async with self.sessionmaker() as session:
+            repo = NotificationRepository(session)
+            service = NotificationService(session, self.rules)
+            events = await repo.events_to_notify(PLAN_BATCH)
+            for event in events:
+                await service.plan_event(event)
+                event.notified = True
+            await session.commit()
+            return len(events)
+
+    async def claim(self) -> list[Claimed]:
+        async with self.sessionmaker() as session:
+            repo = NotificationRepository(session)
+            now = utcnow()
+            claimed = []
+            for row in await repo.due(now, CLAIM_BATCH):
+                row.locked_until = now + self.lease
+                claimed.append(
+                    Claimed(
+                        id=row.id,
+                        kind=NotificationKind(row.kind),
+                        language=Language(row.language),
+                        recipient=row.recipient,
+                        context=row.context,
+                        attempt=row.attempts + 1,
+                    )
+                )
+            await session.commit()
+            return claimed
+
+    async def compose(self, message: Claimed) -> EmailMessage:
+        rendered = render_message(message.kind, message.language, message.context)
+        mail = EmailMessage()
+        mail["From"] = self.settings.mail_from
+        mail["To"] = message.recipient
+        mail["Subject"] = rendered.subject
+        mail["Date"] = formatdate(localtime=False)
+        mail["Message-ID"] = make_msgid(idstring=message.id, domain="supportdesk")
+        mail["X-Supportdesk-Notification"] = message.kind.value
+        mail["X-Supportdesk-Notification-Id"] = message.id
+        mail.set_content(rendered.text)
+        mail.add_alternative(rendered.html, subtype="html")
+        if message.kind is NotificationKind.STATEMENT_ISSUED:
+            which = message.context["statement"]
+            pdf = await self._statement_pdf(
+                which["customer_id"],
+                date.fromisoformat(which["from"]),
+                date.fromisoformat(which["to"]),
+            )
+            mail.add_attachment(
+                pdf,
+                maintype="application",
+                subtype="pdf",
+                filename=f"statement-{which['customer_id']}-{which['from']}-{which['to']}.pdf",
+            )
+        # Last: setting the content drops the Content-* headers set before.
+        mail["Content-Language"] = message.language.value
+        return mail
+
+    async def _statement_pdf(self, customer_id: str, first: date, last: date) -> bytes:
+        async with self.sessionmaker() as session:
+            statements = StatementService(session, self.rules)
+            header = await statements.issue_statement(customer_id, first, last)
+            renderer = PdfRenderer(self.rules.calendar.time_zone)
+            chunks = [
+                chunk
+                async for chunk in renderer.render(
+                    header, statements.entry_items(header), statements.session_items(header)
+                )
+            ]
+            # Issued before (that is what the event says): nothing to keep.
+            await session.rollback()
+        return b"".join(chunks)
+
+    async def _smtp(self, mail: EmailMessage) -> None:
+        s = self.settings
+        assert s.smtp_host is not None
+        await aiosmtplib.send(
+            mail,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            use_tls=s.smtp_security == "tls",
+            start_tls=s.smtp_security == "starttls",
+            timeout=s.smtp_timeout_seconds,
+        )
+
+    def _backoff(self, attempts: int) -> timedelta:
+        """Exponential, with jitter so that many waiting messages do not retry in step."""
+        base = self.settings.mail_retry_base_seconds * 2 ** max(0, attempts - 1)
+        delay = min(base, self.settings.mail_retry_max_seconds)
+        return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+
+    async def send(self, message: Claimed) -> bool:
+        subject: str | None = None
+        error: str | None = None
+        try:
+            mail = await self.compose(message)
+            subject = str(mail["Subject"])
+            await self._smtp(mail)
+        except Exception as exc:  # the server down, refusing, a template broken: retried
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+        async with self.sessionmaker() as session:
+            repo = NotificationRepository(session)
+            now = utcnow()
+            row = await repo.get_by_id(message.id)
+            if row is not None and row.status == NotificationStatus.QUEUED.value:
+                row.attempts = message.attempt
+                row.locked_until = None
+                row.subject = subject or row.subject
+                row.last_error = error
+                if error is None:
+                    row.status, row.sent_at = NotificationStatus.SENT.value, now
+                elif now - row.created_at > timedelta(hours=self.settings.mail_give_up_hours):
+                    row.status = NotificationStatus.FAILED.value
+                    logger.warning("gave up sending notification %s: %s", message.id, error)
+                else:
+                    row.next_attempt_at = now + self._backoff(message.attempt)
+                    logger.info("notification %s not sent, retried later: %s", message.id, error)
+            await session.commit()
+        return error is None
