@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description='browser origins allowed, e.g. ["https://desk.example"]'
     )
+    max_page_size: int = Field(
+        default=100, ge=10, le=1000, description="the largest ?limit= of every list"
+    )
     max_json_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     idempotency_retention_hours: int = Field(default=24, ge=24, le=24 * 30)
 

@@ -238,8 +238,13 @@ def _document_idempotency(app: FastAPI) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = build()
+        most = app.state.settings.max_page_size
         for item in schema.get("paths", {}).values():
             for keyed in item.values():
+                for parameter in keyed.get("parameters", []):
+                    if parameter.get("in") == "query" and parameter.get("name") == "limit":
+                        parameter["schema"]["maximum"] = most
+                        parameter["schema"]["description"] = f"Items per page (1–{most})."
                 responses = keyed.get("responses", {})
                 if "401" in responses and "429" not in responses:
                     responses["429"] = {

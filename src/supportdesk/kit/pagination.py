@@ -1,4 +1,5 @@
-"""Keyset pagination: ``?limit=`` (1–100) and an opaque ``?cursor=``.
+"""Keyset pagination: ``?limit=`` (1 to the configured page size, 100 by default) and an
+opaque ``?cursor=``.
 
 The cursor carries the sort key of the last item returned, so a page is one index range
 scan however deep the client pages, and rows inserted meanwhile are neither skipped nor
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
+# The most any deployment may allow; each allows SUPPORTDESK_MAX_PAGE_SIZE (default 100),
+# and its OpenAPI document says so (main._document_limits).
+HARD_MAX_LIMIT = 1000
 
 
 class Page(BaseModel, Generic[T]):
@@ -65,14 +68,18 @@ def decode_cursor(cursor: str) -> str:
 
 
 def page_params(
+    request: Request,
     limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1–100).")
+        int, Query(ge=1, le=HARD_MAX_LIMIT, description="Items per page (1–100).")
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
         Query(max_length=512, description="`next_cursor` of the previous page."),
     ] = None,
 ) -> PageParams:
+    most: int = request.app.state.settings.max_page_size
+    if limit > most:
+        raise InvalidInput(f"limit is at most {most}.", loc=["query", "limit"])
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
 
