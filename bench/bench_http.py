@@ -41,6 +41,8 @@ import httpx
 from common import RESULTS, cli, free_port, postgres_database, running_server, service_env
 from raw_insert_app import DDL
 from seeding import (
+    CONTRACT_COLUMNS,
+    CUSTOMER_COLUMNS,
     LEDGER_COLUMNS,
     SESSION_LOG_COLUMNS,
     TICKET_COLUMNS,
@@ -97,27 +99,8 @@ async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetim
             partner = f"Customer {c} – PC {e}"
             log_rows.append(session_log_row(log_id, cid, partner, at, seconds, units, entry_id))
         customer_rows.append((cid, f"Customer {c}", f"CRM-{c}", balance, 0, None, now, now))
-    customer_columns = [
-        "id",
-        "name",
-        "external_ref",
-        "unit_balance",
-        "last_balance_change",
-        "unit_warning_levels",
-        "created_at",
-        "updated_at",
-    ]
-    await copy_rows(conn, "customers", customer_columns, customer_rows)
-    contract_columns = [
-        "id",
-        "customer_id",
-        "kind",
-        "starts_on",
-        "ends_on",
-        "created_at",
-        "updated_at",
-    ]
-    await copy_rows(conn, "contracts", contract_columns, contract_rows)
+    await copy_rows(conn, "customers", CUSTOMER_COLUMNS, customer_rows)
+    await copy_rows(conn, "contracts", CONTRACT_COLUMNS, contract_rows)
     await copy_rows(conn, "ledger_entries", LEDGER_COLUMNS, entry_rows)
     await copy_rows(conn, "session_logs", SESSION_LOG_COLUMNS, log_rows)
 

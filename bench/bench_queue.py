@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 import httpx
 from common import RESULTS, cli, postgres_database, running_server, service_env
-from seeding import TICKET_COLUMNS, copy_rows, ticket_rows
+from seeding import CONTRACT_COLUMNS, CUSTOMER_COLUMNS, TICKET_COLUMNS, copy_rows, ticket_rows
 
 DATABASE = "supportdesk_bench_queue"
 
@@ -40,20 +40,7 @@ async def _seed(dsn: str, customers: int, tickets: int) -> None:
         ]
         # The group each customer stands in: a contract for every fifth, else the balance.
         groups = [0 if i % 5 == 0 else (1 if balances[i] > 0 else 2) for i in range(customers)]
-        await conn.copy_records_to_table(
-            "customers",
-            records=customer_rows,
-            columns=[
-                "id",
-                "name",
-                "external_ref",
-                "unit_balance",
-                "last_balance_change",
-                "unit_warning_levels",
-                "created_at",
-                "updated_at",
-            ],
-        )
+        await copy_rows(conn, "customers", CUSTOMER_COLUMNS, customer_rows)
         contracts = [
             (
                 f"ctr_{i:026d}",
@@ -66,19 +53,7 @@ async def _seed(dsn: str, customers: int, tickets: int) -> None:
             )
             for i in range(0, customers, 5)
         ]
-        await conn.copy_records_to_table(
-            "contracts",
-            records=contracts,
-            columns=[
-                "id",
-                "customer_id",
-                "kind",
-                "starts_on",
-                "ends_on",
-                "created_at",
-                "updated_at",
-            ],
-        )
+        await copy_rows(conn, "contracts", CONTRACT_COLUMNS, contracts)
         rows = ticket_rows(tickets, customers, now, lambda owner: groups[owner])
         await copy_rows(conn, "tickets", TICKET_COLUMNS, rows)
         await conn.execute("ANALYZE")

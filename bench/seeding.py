@@ -47,6 +47,17 @@ TICKET_COLUMNS = [
     "version",
     "queue_group",
 ]
+CUSTOMER_COLUMNS = [
+    "id",
+    "name",
+    "external_ref",
+    "unit_balance",
+    "last_balance_change",
+    "unit_warning_levels",
+    "created_at",
+    "updated_at",
+]
+CONTRACT_COLUMNS = ["id", "customer_id", "kind", "starts_on", "ends_on", "created_at", "updated_at"]
 LEDGER_COLUMNS = [
     "id",
     "customer_id",

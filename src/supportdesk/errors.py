@@ -285,25 +285,16 @@ def _database_unavailable(exc: BaseException) -> bool:
     )
 
 
-def _unavailable_response(request: Request, exc: BaseException) -> JSONResponse:
-    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return problem_response(
-        503,
-        "The database is unavailable for a moment; nothing was changed. Retry the request.",
-        headers={"Retry-After": "1"},
-    )
-
-
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
-    if _database_unavailable(exc):
-        return _unavailable_response(request, exc)
-    return await _unexpected_error(request, exc)
-
-
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Also reached from middleware outside the routes (idempotency, authentication).
+    # For DBAPIError from the routes, and for anything from middleware outside them
+    # (idempotency, authentication): a database that is briefly gone is 503, not 500.
     if _database_unavailable(exc):
-        return _unavailable_response(request, exc)
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            503,
+            "The database is unavailable for a moment; nothing was changed. Retry the request.",
+            headers={"Retry-After": "1"},
+        )
     # The traceback goes to the log, never to the client.
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
@@ -314,5 +305,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(DBAPIError, _unexpected_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -166,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
     ):
         app.include_router(router)
-    _document_idempotency(app)
+    _document_what_middleware_adds(app)
     return app
 
 
@@ -228,9 +228,10 @@ async def _stop_when_orphaned(supervisor: int, every: timedelta = SUPERVISOR_CHE
     os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _document_idempotency(app: FastAPI) -> None:
-    """Every POST takes ``Idempotency-Key``; the middleware handles it, the schema says so.
-    Every operation that takes an API key can answer 429: its key's rate limit, or the
+def _document_what_middleware_adds(app: FastAPI) -> None:
+    """What the routes do not declare, the schema says: every POST takes
+    ``Idempotency-Key`` (the middleware); every ``limit`` has this deployment's maximum
+    page size; every operation that takes an API key can answer 429: its key's rate limit, or the
     failed authentications of the caller's address (kit.ratelimit)."""
     build = app.openapi
 

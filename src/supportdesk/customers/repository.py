@@ -43,15 +43,6 @@ class CustomerRepository(Repository):
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
 
-    async def get_many(self, ids: list[str]) -> dict[str, Customer]:
-        if not ids:
-            return {}
-        # Fresh values: balances change through UPDATE statements that bypass the identity map.
-        stmt = (
-            self._base().where(Customer.id.in_(set(ids))).execution_options(populate_existing=True)
-        )
-        return {c.id: c for c in (await self.session.scalars(stmt)).all()}
-
     async def standings(self, ids: list[str]) -> dict[str, Standing]:
         """Balance and contract periods by customer, in one round trip (an outer join of
         plain columns: no objects to build for what only decides a group)."""
