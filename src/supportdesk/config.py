@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         },
         description="largest upload per attachment kind, in bytes",
     )
+    attachment_quota_bytes: int = Field(
+        default=100 * 1024**3,
+        ge=0,
+        description="bytes of attachments a customer may keep over all its tickets (413 above)",
+    )
     metrics_enabled: bool = True
     cors_origins: list[str] = Field(
         default_factory=list, description='browser origins allowed, e.g. ["https://desk.example"]'

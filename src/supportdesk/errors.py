@@ -160,6 +160,19 @@ async def send_problem(send: Send, status: int, detail: str, **kw: Any) -> None:
     await send_raw(send, status, response.raw_headers, bytes(response.body))
 
 
+async def send_error(send: Send, exc: AppError) -> None:
+    """An AppError answered from middleware, exactly as the routes' handler answers it."""
+    await send_problem(
+        send,
+        exc.status,
+        exc.detail,
+        slug=exc.slug,
+        title=exc.title,
+        headers=exc.headers,
+        extra=exc.extra(),
+    )
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the errors a route can give."""
     return {
@@ -220,11 +233,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _leaf_routes(routes: Sequence[Any]) -> Iterator[Any]:
+def leaf_routes(routes: Sequence[Any]) -> Iterator[Any]:
     for route in routes:
         included = getattr(route, "original_router", None)
         if included is not None:
-            yield from _leaf_routes(included.routes)
+            yield from leaf_routes(included.routes)
         else:
             yield route
 
@@ -233,7 +246,7 @@ def _allowed_methods(request: Request) -> str:
     """Every method some route offers for this path (Starlette names only the first
     route's, and a path such as /api-keys/{id} is served by several routes)."""
     methods: set[str] = set()
-    for route in _leaf_routes(request.app.router.routes):
+    for route in leaf_routes(request.app.router.routes):
         match, _ = route.matches(dict(request.scope))
         if match != Match.NONE:
             methods |= set(getattr(route, "methods", None) or ())
@@ -285,19 +298,23 @@ def _database_unavailable(exc: BaseException) -> bool:
     )
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # For DBAPIError from the routes, and for anything from middleware outside them
-    # (idempotency, authentication): a database that is briefly gone is 503, not 500.
+def unexpected_problem(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """The answer to an exception nothing else handled: a database that is briefly gone
+    is 503, anything else 500, its traceback in the log and never in the answer."""
     if _database_unavailable(exc):
-        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        logger.warning("database unavailable on %s %s: %s", method, path, exc)
         return problem_response(
             503,
             "The database is unavailable for a moment; nothing was changed. Retry the request.",
             headers={"Retry-After": "1"},
         )
-    # The traceback goes to the log, never to the client.
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unhandled error on %s %s", method, path, exc_info=exc)
     return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # For DBAPIError from the routes, and for anything from middleware outside them.
+    return unexpected_problem(request.method, request.url.path, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

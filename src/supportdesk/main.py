@@ -138,13 +138,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         IdempotencyMiddleware,
         policy=IdempotencyPolicy(retention=timedelta(hours=settings.idempotency_retention_hours)),
     )
-    # Added after idempotency, so it runs before: nothing reads a body before its
-    # size is bounded.
-    app.add_middleware(
-        RequestGuardMiddleware,
-        max_json_body=settings.max_json_body_bytes,
-        max_upload_body=max(settings.attachment_max_bytes.values()) + 1024 * 1024,
-    )
+    # Added after idempotency, so it runs before: nothing reads a body before the caller
+    # is known and allowed, and its size bounded.
+    app.add_middleware(RequestGuardMiddleware, max_json_body=settings.max_json_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     # Outermost: every answer, refusals included, carries the request id and is logged.

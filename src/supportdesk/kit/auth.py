@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.db import get_session
 from supportdesk.errors import Forbidden, Unauthorized
-from supportdesk.kit.audit import current_actor
 
 KEY_PREFIX = "sdk_"
 SHOWN_PREFIX_LENGTH = 12
@@ -194,39 +193,20 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller, from its API key, counted against its rate limit.
-
-    A key not known to this worker is looked up only while the client's address is
-    within its limit of failed authentications; a failure counts against it.
-    """
-    # Imported here: the limiter's repository imports the models, which import the kit.
-    from supportdesk.kit.ratelimit import RateLimiter, RateLimits
-
-    if credentials is None or not credentials.credentials.startswith(KEY_PREFIX):
+    """The caller, as the request guard found it before any of the body was read
+    (kit.guard: address lockout, then the key, then its rate limit)."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
         raise Unauthorized()
-    state = request.app.state
-    limiter: RateLimiter = state.rate_limiter
-    limits: RateLimits = state.rate_limits
-    key_hash = hash_key(credentials.credentials)
-    principal = principals.get(key_hash)
-    if principal is None:
-        failures = f"auth-failures:{request.client.host if request.client else 'unknown'}"
-        await limiter.check(state.sessionmaker, failures, limits.auth_failures, _FAILED)
-        principal = await active_principal(
-            state.sessionmaker, key_hash, state.settings.auth_cache_seconds
-        )
-        if principal is None:
-            await limiter.spend(state.sessionmaker, failures, limits.auth_failures, _FAILED)
-            raise Unauthorized("The API key is unknown or has been revoked.")
-    request.state.principal = principal
-    current_actor.set((principal.key_id, principal.role.value))
-    await limiter.spend(
-        state.sessionmaker, f"key:{principal.key_id}", limits.per_key, "Too many requests"
-    )
     return principal
 
 
-_FAILED = "Too many failed authentications from this address"
+def permissions_of(call: object) -> tuple[Permission, ...] | None:
+    """The permissions an ``authorize``/``authorize_any`` dependency asks for (any one
+    of them suffices), or None for another dependency: the request guard reads them to
+    refuse a caller before the body is read."""
+    found = getattr(call, "permissions", None)
+    return found if isinstance(found, tuple) else None
 
 
 def authorize(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
@@ -237,6 +217,7 @@ def authorize(permission: Permission) -> Callable[[Principal], Awaitable[Princip
             raise Forbidden(f"The role {principal.role.value!r} may not {permission.value}.")
         return principal
 
+    dependency.permissions = (permission,)  # type: ignore[attr-defined]
     return dependency
 
 
@@ -250,6 +231,7 @@ def authorize_any(*permissions: Permission) -> Callable[[Principal], Awaitable[P
             raise Forbidden(f"The role {principal.role.value!r} may not {names}.")
         return principal
 
+    dependency.permissions = permissions  # type: ignore[attr-defined]
     return dependency
 
 

@@ -11,10 +11,12 @@ A POST that carries the header is run at most once per (caller, key):
 3. A retry then gets the stored answer (status, headers, body) with
    ``Idempotent-Replayed: true``; nothing is done twice.
 
-Answers with 5xx, and 401 (no valid key, so no scope to store under), are not stored:
-the claim is released so that the client may try again. A claim whose process died is
-taken over once its lease has run out; since the changes and the stored answer commit
-together, a dead request left no changes behind.
+The request guard runs before this layer: a caller without a valid key, or whose role
+may not use the route, or who is over its rate limit, is refused before its key is looked
+up here or any of its body spooled. Answers about the moment rather than the request -
+5xx, 429 - are not stored: the claim is released so that the same key succeeds later.
+A claim whose process died is taken over once its lease has run out; since the changes
+and the stored answer commit together, a dead request left no changes behind.
 
 The scope is the SHA-256 of the ``Authorization`` header, so two API keys never share
 an idempotency key space and the secret itself is never stored.
@@ -43,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from supportdesk.db import OWNED_SESSION_STATE
 from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, send_raw
-from supportdesk.kit.auth import active_principal, hash_key
+from supportdesk.kit.auth import Principal, hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.repository import Repository
 from supportdesk.models import IdempotencyRecord
@@ -54,6 +56,8 @@ HEADER = "Idempotency-Key"
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 _SPOOL_IN_MEMORY = 1024 * 1024
 _CHUNK = 64 * 1024
+# Answers about the moment, not the request: never stored under a key.
+_MOMENTARY = frozenset({401, 429})
 
 
 class ClaimOutcome(StrEnum):
@@ -200,7 +204,10 @@ class _Captured:
 
     @property
     def storable(self) -> bool:
-        return self.complete and self.status < 500 and self.status != 401
+        """Only an answer about the request is kept; one about the moment (a rate limit,
+        an unavailable database, a conflicting request still running) is not, so the
+        same key succeeds once the moment has passed."""
+        return self.complete and self.status < 500 and self.status not in _MOMENTARY
 
     @property
     def secret(self) -> bool:
@@ -245,21 +252,23 @@ async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, 
     raw = hashlib.sha256()
     spool: Spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            spool.close()
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            raw.update(chunk)
+            spool.write(chunk)
+            if not message.get("more_body", False):
+                break
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) != size:
             raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        raw.update(chunk)
-        spool.write(chunk)
-        if not message.get("more_body", False):
-            break
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) != size:
-        spool.close()
-        raise _ClientGone
+    except BaseException:
+        spool.close()  # a body cut off by the guard's limit leaves nothing behind
+        raise
     body_digest = raw.hexdigest()
     if media_type == "application/json" and size <= _SPOOL_IN_MEMORY:
         spool.seek(0)
@@ -328,25 +337,25 @@ class IdempotencyMiddleware:
                 extra={"errors": [{"loc": ["header", HEADER], "msg": "invalid idempotency key"}]},
             )
             return
-        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         caller = _caller(headers.get("authorization", ""))
+        if caller is None or not isinstance(scope.get("state", {}).get("principal"), Principal):
+            # A route without an API key: no scope to keep answers under. The request
+            # guard, which runs first, has already refused every keyed route's caller
+            # without a valid key, before any of the body was read.
+            await self.app(scope, receive, send)
+            return
+        sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         try:
             spool, fingerprint = await _spool_body(receive, scope, key)
         except _ClientGone:
             return
         with spool:
-            ttl = scope["app"].state.settings.auth_cache_seconds
-            claim = None
-            if caller is not None and await active_principal(sessionmaker, caller, ttl):
-                async with sessionmaker() as session:
-                    claim = await IdempotencyRepository(session).claim(
-                        caller, key, fingerprint, utcnow(), self.policy
-                    )
-                    await session.commit()
-            if claim is None:
-                # No valid key: no scope to keep answers under; the app answers 401.
-                await self.app(scope, _replaying_receive(spool, receive), send)
-            elif claim.outcome is ClaimOutcome.ACQUIRED:
+            async with sessionmaker() as session:
+                claim = await IdempotencyRepository(session).claim(
+                    caller, key, fingerprint, utcnow(), self.policy
+                )
+                await session.commit()
+            if claim.outcome is ClaimOutcome.ACQUIRED:
                 assert claim.record is not None
                 await self._run(scope, _replaying_receive(spool, receive), send, claim.record)
             elif claim.outcome is ClaimOutcome.REPLAY:

@@ -3,7 +3,10 @@
 A database backup can be several GiB, so the body is never held in memory: chunks
 from the request stream are parsed and written to a file in the attachments folder as
 they arrive, the SHA-256 and size are computed in the same pass, and the upload is cut
-off with 413 as soon as it exceeds the largest size any kind of attachment may have.
+off with 413 at the first byte past the file's limit. The limit is decided when the
+file's part begins, from the form fields sent before it (an attachment's ``kind``), so
+a kind's own limit applies while streaming whenever the kind comes first. A body that
+ends before its closing boundary is refused: a cut-off upload is never kept as a file.
 """
 
 from __future__ import annotations
@@ -12,19 +15,22 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from supportdesk.errors import InvalidInput, PayloadTooLarge
 
 MAX_FIELD_BYTES = 64 * 1024
 MAX_FIELDS = 20
 HEAD_BYTES = 32
+
+# The most bytes a file may have: a number, or decided from the fields sent before it.
+FileLimit = int | Callable[[Mapping[str, str]], int]
 
 
 @dataclass
@@ -82,9 +88,10 @@ class _Part:
 
 
 class _Receiver:
-    def __init__(self, folder: Path, max_file_bytes: int) -> None:
+    def __init__(self, folder: Path, max_file_bytes: FileLimit) -> None:
         self.folder = folder
         self.max_file_bytes = max_file_bytes
+        self.file_limit = 0
         self.fields: dict[str, str] = {}
         self.files: list[ReceivedFile] = []
         self.part = _Part()
@@ -113,6 +120,8 @@ class _Receiver:
             raise InvalidInput("A multipart part has no name.", loc=["body"])
         self.part.name = options[b"name"].decode("utf-8", "replace")
         if b"filename" in options:
+            limit = self.max_file_bytes
+            self.file_limit = limit if isinstance(limit, int) else limit(self.fields)
             self.part.filename = options[b"filename"].decode("utf-8", "replace")
             self.part.content_type = headers.get(b"content-type", b"").decode("latin-1")
             handle, name = tempfile.mkstemp(prefix="upload-", dir=self.folder)
@@ -136,9 +145,9 @@ class _Receiver:
             self.part.data.extend(chunk)
             return
         received.size += len(chunk)
-        if received.size > self.max_file_bytes:
+        if received.size > self.file_limit:
             raise PayloadTooLarge(
-                f"The file is larger than the largest allowed upload ({self.max_file_bytes} bytes)."
+                f"The file is larger than this upload may be ({self.file_limit} bytes)."
             )
         if len(received.head) < HEAD_BYTES:
             received.head += chunk[: HEAD_BYTES - len(received.head)]
@@ -158,7 +167,7 @@ class _Receiver:
 
 
 async def receive_multipart(
-    content_type: str, stream: AsyncIterator[bytes], folder: Path, max_file_bytes: int
+    content_type: str, stream: AsyncIterator[bytes], folder: Path, max_file_bytes: FileLimit
 ) -> MultipartUpload:
     """Parse a multipart body, writing its files into ``folder`` (on the same disk as the
     final place, so keeping a file is a rename). On any error nothing stays behind."""
@@ -186,10 +195,14 @@ async def receive_multipart(
         async for chunk in stream:
             parser.write(chunk)
         parser.finalize()
+        if parser.state != MultipartState.END:
+            raise FormParserError("the body ends before its closing boundary")
     except FormParserError as exc:
         receiver.close()
         upload.discard()
-        raise InvalidInput("The multipart body is malformed.", loc=["body"]) from exc
+        raise InvalidInput(
+            f"The multipart body is malformed or incomplete ({exc}).", loc=["body"]
+        ) from exc
     except BaseException:
         receiver.close()
         upload.discard()

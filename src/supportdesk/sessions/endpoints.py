@@ -9,6 +9,7 @@ from supportdesk.domain.calendar import BusinessCalendar, in_utc
 from supportdesk.errors import InvalidInput, problem_response, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.ids import id_segment
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
@@ -242,6 +243,10 @@ async def create_log(
     return session_log_read(log, rules)
 
 
+async def _report_limit(_request: Request, _principal: Principal) -> int:
+    return MAX_REPORT_BYTES
+
+
 @router.post(
     "/api/v1/session-logs/import",
     status_code=201,
@@ -252,6 +257,7 @@ async def create_log(
     description="A connection-report CSV (German or English headers); good rows are logged "
     "and billed, rows imported before are skipped, bad rows reported by line.",
 )
+@takes_upload(_report_limit)
 async def import_logs(
     request: Request,
     principal: Supporter,
@@ -263,7 +269,7 @@ async def import_logs(
         request.headers.get("content-type", ""),
         request.stream(),
         settings.attachments_dir / "incoming",
-        MAX_REPORT_BYTES,
+        request.state.upload_limit,
     )
     try:
         report = upload.only_file("file")

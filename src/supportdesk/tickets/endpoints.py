@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
@@ -7,13 +8,15 @@ from fastapi.responses import FileResponse
 
 from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
-from supportdesk.errors import Forbidden, PayloadTooLarge, problem_responses
+from supportdesk.errors import Forbidden, InvalidInput, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.etag import tagged
+from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
 from supportdesk.tickets.schemas import (
+    AttachmentKind,
     AttachmentRead,
     CommentCreate,
     CommentRead,
@@ -27,7 +30,7 @@ from supportdesk.tickets.schemas import (
     escalation_read,
     ticket_read,
 )
-from supportdesk.tickets.service import TicketService
+from supportdesk.tickets.service import INERT_TYPES, TicketService, safe_filename, served_type
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 
@@ -247,6 +250,16 @@ async def record_dongle_return(
     return ticket_read(await service.record_dongle_return(ticket_id, received_at))
 
 
+async def _prepare_attachment(request: Request, principal: Principal) -> int:
+    """Before the file streams: the caller may attach to the ticket, and how big it may be."""
+    state = request.app.state
+    async with state.sessionmaker() as session:
+        service = TicketService(session, state.rules, principal=principal, settings=state.settings)
+        return await service.prepare_upload(
+            request.path_params["ticket_id"], request.query_params.get("kind")
+        )
+
+
 @router.post(
     "/{ticket_id}/attachments",
     status_code=201,
@@ -254,8 +267,15 @@ async def record_dongle_return(
     name="tickets_attachments_create",
     responses=problem_responses(401, 403, 404, 413, 422),
     openapi_extra=ATTACHMENT_FORM,
-    description="Multipart `file` and `kind`; the file is streamed to disk, never held in memory.",
+    description="Multipart `file` and `kind`; the file is streamed to disk, never held in "
+    "memory. The caller's access to the ticket is checked before the file streams. Send "
+    "the kind first - as `?kind=` or as the `kind` field before the file - and its own "
+    "limit applies while streaming (413 at the first byte past it); otherwise the largest "
+    "kind's limit applies while streaming and the kind's own once the file is in. The "
+    "customer's attachment quota (`SUPPORTDESK_ATTACHMENT_QUOTA_BYTES`) is checked before "
+    "and after (413). A body that ends before its closing boundary is 422.",
 )
+@takes_upload(_prepare_attachment)
 async def upload_attachment(
     ticket_id: TicketId,
     request: Request,
@@ -263,21 +283,36 @@ async def upload_attachment(
     session: SessionDep,
     rules: RulesDep,
     settings: SettingsDep,
+    kind: Annotated[
+        AttachmentKind | None,
+        Query(description="The attachment's kind, known before the file streams."),
+    ] = None,
 ) -> AttachmentRead:
     service = TicketService(session, rules, principal=principal, settings=settings)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > service.largest_upload() + 64 * 1024:
-        raise PayloadTooLarge("The body is larger than the largest allowed upload.")
+    allowed: int = request.state.upload_limit  # decided by _prepare_attachment
+
+    def file_limit(fields: Mapping[str, str]) -> int:
+        named = kind if kind is not None else fields.get("kind")
+        return min(allowed, service.kind_limit(named))
+
     # No query before the body is in: the request holds no database lock while it streams.
     upload = await receive_multipart(
         request.headers.get("content-type", ""),
         request.stream(),
         service.upload_folder(),
-        service.largest_upload(),
+        file_limit,
     )
     try:
+        given = upload.fields.get("kind")
+        if kind is not None and given is not None and given != kind:
+            raise InvalidInput(
+                f"The kind is {kind!r} in the query and {given!r} in the form.",
+                loc=["body", "kind"],
+            )
         attachment = await service.attach_file(
-            ticket_id, upload.required_field("kind"), upload.only_file("file")
+            ticket_id,
+            kind if kind is not None else upload.required_field("kind"),
+            upload.only_file("file"),
         )
     finally:
         upload.discard()
@@ -303,7 +338,13 @@ async def list_attachments(
     name="tickets_attachments_content",
     response_class=FileResponse,
     responses={
-        200: {"description": "The file's bytes", "content": {"application/octet-stream": {}}},
+        200: {
+            "description": "The file's bytes, always as a download (`Content-Disposition: "
+            "attachment`, `X-Content-Type-Options: nosniff`): as its own type when that is "
+            "an inert one (PNG, JPEG, GIF, WebP, PDF, plain text), else as "
+            "`application/octet-stream`.",
+            "content": {media: {} for media in ("application/octet-stream", *INERT_TYPES)},
+        },
         **problem_responses(401, 403, 404, 422, 500),
     },
 )
@@ -319,7 +360,8 @@ async def download_attachment(
     attachment, path = await service.attachment_file(ticket_id, attachment_id)
     return FileResponse(
         path,
-        media_type=attachment.content_type,
-        filename=attachment.filename,
+        media_type=served_type(attachment.content_type),
+        filename=safe_filename(attachment.filename),
+        content_disposition_type="attachment",
         headers={"X-Content-Type-Options": "nosniff"},
     )

@@ -216,6 +216,15 @@ class TicketRepository(Repository):
         stmt = select(Attachment).where(Attachment.ticket_id == ticket_id)
         return await fetch_page(self.session, stmt, Attachment.id, params)
 
+    async def attachment_bytes_of_customer(self, customer_id: str) -> int:
+        """The bytes of every attachment on the customer's tickets."""
+        stmt = (
+            select(func.coalesce(func.sum(Attachment.size), 0))
+            .join(Ticket, Ticket.id == Attachment.ticket_id)
+            .where(Ticket.customer_id == customer_id)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
     async def get_attachment(self, ticket_id: str, attachment_id: str) -> Attachment | None:
         stmt = select(Attachment).where(
             Attachment.ticket_id == ticket_id, Attachment.id == attachment_id

@@ -68,6 +68,8 @@ from supportdesk.tickets.schemas import (
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# The bidi controls that make a name read otherwise than it is ("invoice\u202egpj.exe").
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -556,20 +558,54 @@ class TicketService:
         """Where uploads are received: on the same disk as the files they become."""
         return self._storage() / "incoming"
 
-    def largest_upload(self) -> int:
+    def kind_limit(self, kind: str | None, loc: str = "body") -> int:
+        """The most bytes an attachment of ``kind`` may have; the largest of all kinds
+        while the kind is not known yet."""
         assert self.settings is not None
-        return max(self.settings.attachment_max_bytes.values())
+        limits = self.settings.attachment_max_bytes
+        if kind is None:
+            return max(limits.values())
+        if kind not in limits:
+            raise InvalidInput(
+                f"Unknown attachment kind {kind!r}; one of {', '.join(sorted(limits))}.",
+                loc=[loc, "kind"],
+            )
+        return limits[kind]
 
-    async def attach_file(self, ticket_id: str, kind: str, received: ReceivedFile) -> Attachment:
-        """Keep an uploaded file: within its kind's size, a screenshot only if its bytes
-        are an image. A screenshot or a backup can clear blockers."""
+    async def _quota_left(self, ticket: Ticket) -> int:
+        assert self.settings is not None
+        used = await self.tickets.attachment_bytes_of_customer(ticket.customer_id)
+        return self.settings.attachment_quota_bytes - used
+
+    async def prepare_upload(self, ticket_id: str, kind: str | None) -> int:
+        """Before a file streams: the caller may attach to this ticket, the kind (when
+        given first) is known, and the customer's quota has room. The most bytes the
+        file may have."""
         assert self.settings is not None
         ticket = await self._require(ticket_id)
-        limit = self.settings.attachment_max_bytes.get(kind)
-        if limit is None:
-            raise InvalidInput(f"Unknown attachment kind {kind!r}.", loc=["body", "kind"])
+        limit = self.kind_limit(kind, loc="query")
+        left = await self._quota_left(ticket)
+        if left <= 0:
+            raise PayloadTooLarge(
+                "The customer's attachment quota "
+                f"({self.settings.attachment_quota_bytes} bytes) is used up."
+            )
+        return min(limit, left)
+
+    async def attach_file(self, ticket_id: str, kind: str, received: ReceivedFile) -> Attachment:
+        """Keep an uploaded file: within its kind's size and the customer's quota, a
+        screenshot only if its bytes are an image. A screenshot or a backup can clear
+        blockers."""
+        assert self.settings is not None
+        ticket = await self._require(ticket_id)
+        limit = self.kind_limit(kind)
         if received.size > limit:
             raise PayloadTooLarge(f"A {kind} may be at most {limit} bytes.")
+        if received.size > await self._quota_left(ticket):
+            raise PayloadTooLarge(
+                "The file does not fit into the customer's attachment quota "
+                f"({self.settings.attachment_quota_bytes} bytes)."
+            )
         image_type = sniff_image(received.head)
         if kind == "screenshot" and image_type is None:
             raise BusinessRuleViolation("A screenshot must be a PNG, JPEG, GIF or WebP image.")
@@ -579,7 +615,7 @@ class TicketService:
             id=new_id("att"),
             ticket_id=ticket.id,
             kind=kind,
-            filename=_safe_filename(received.filename),
+            filename=safe_filename(received.filename),
             content_type=_content_type(image_type, received),
             size=received.size,
             sha256=received.sha256,
@@ -696,7 +732,26 @@ class TicketService:
         return len(customer_ids)
 
 
-def _safe_filename(name: str) -> str:
+# Types a browser shows without running anything; every other stored file is served as
+# application/octet-stream.
+INERT_TYPES = (
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+)
+
+
+def served_type(content_type: str) -> str:
+    """The type an attachment is served as: its own when inert, else a plain download."""
+    return content_type if content_type in INERT_TYPES else "application/octet-stream"
+
+
+def safe_filename(name: str) -> str:
+    """A stored or served file name: no path, no control characters, no bidi controls."""
+    name = _BIDI_CONTROLS.sub("", name)
     cleaned = _UNSAFE_NAME.sub("_", os.path.basename(name.replace("\\", "/"))).strip()
     return (cleaned or "upload")[:255]
 
@@ -715,4 +770,11 @@ def _content_type(image_type: str | None, received: ReceivedFile) -> str:
     return "application/octet-stream"
 
 
-__all__ = ["RuleViolation", "TicketService", "TicketView"]
+__all__ = [
+    "INERT_TYPES",
+    "RuleViolation",
+    "TicketService",
+    "TicketView",
+    "safe_filename",
+    "served_type",
+]
