@@ -1,4 +1,4 @@
-"""The ``supportdesk`` command: serve, db upgrade/check, api-key create, openapi."""
+"""The ``supportdesk`` command: serve, db upgrade/grant/check, api-key create, openapi."""
 
 from __future__ import annotations
 
@@ -37,8 +37,30 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from supportdesk import migrate
+    from supportdesk.db_grants import GrantError
 
-    migrate.upgrade(get_settings().database_url, args.revision)
+    settings = get_settings()
+    try:
+        migrate.upgrade(settings.database_url, args.revision, app_role=settings.database_app_role)
+    except GrantError as exc:
+        print(f"supportdesk: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _db_grant(_args: argparse.Namespace) -> int:
+    from supportdesk import migrate
+    from supportdesk.db_grants import GrantError
+
+    settings = get_settings()
+    if settings.database_app_role is None:
+        print("supportdesk: set SUPPORTDESK_DATABASE_APP_ROLE to the runtime role", file=sys.stderr)
+        return 2
+    try:
+        migrate.grant(settings.database_url, settings.database_app_role)
+    except GrantError as exc:
+        print(f"supportdesk: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -109,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_commands.add_parser("upgrade", help="apply the migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(func=_db_upgrade)
+    grant = db_commands.add_parser(
+        "grant", help="grant SUPPORTDESK_DATABASE_APP_ROLE least privilege (PostgreSQL)"
+    )
+    grant.set_defaults(func=_db_grant)
     check = db_commands.add_parser("check", help="fail if models and migrations disagree")
     check.set_defaults(func=_db_check)
 

@@ -17,6 +17,7 @@ import holidays
 from pydantic import Field, SecretStr, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from supportdesk.db_grants import role_name_problem
 from supportdesk.domain.billing import BillingSettings
 from supportdesk.domain.calendar import BusinessCalendar, WorkingRange
 from supportdesk.domain.groups import Severity, SupportGroup
@@ -50,6 +51,13 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     database_echo: bool = False
+    database_app_role: str | None = Field(
+        default=None,
+        description=(
+            "PostgreSQL: the service's own login role. `db upgrade`, run as the owner of "
+            "the tables, grants it only what the service needs. None: one role for both."
+        ),
+    )
     rate_limit_requests: int = Field(
         default=1200,
         ge=0,
@@ -173,6 +181,16 @@ class Settings(BaseSettings):
     sla_critical_hours: Decimal = Field(default=Decimal(1), gt=0, description="their critical")
     sla_standard_days: Decimal = Field(default=Decimal(2), gt=0, description="standard group")
     sla_at_risk_percent: int = Field(default=75, ge=1, le=99)
+
+    @field_validator("database_app_role", mode="before")
+    @classmethod
+    def _role_name(cls, value: object) -> object:
+        if value == "":  # SUPPORTDESK_DATABASE_APP_ROLE= means unset
+            return None
+        problem = role_name_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("business_days")
     @classmethod
