@@ -11,11 +11,13 @@ import logging
 import re
 import time
 import uuid
+from enum import Enum
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from supportdesk.errors import unexpected_problem
 from supportdesk.metrics.service import observe_request
 
 access_logger = logging.getLogger("supportdesk.access")
@@ -61,6 +63,12 @@ def _route_template(scope: Scope) -> str:
     return str(path) if path else "<unmatched>"
 
 
+class _Progress(Enum):
+    NOT_STARTED = "not started"
+    STARTED = "started"
+    COMPLETE = "complete"
+
+
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,16 +82,31 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        response = _Progress.NOT_STARTED
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 MutableHeaders(scope=message)[REQUEST_ID] = request_id
+                response = _Progress.STARTED
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                response = _Progress.COMPLETE
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Answered here rather than left to the server: an exception that reaches
+            # the server makes it close the connection, and a client's next request on
+            # the keep-alive connection would meet a reset.
+            if response is _Progress.STARTED:
+                raise  # half an answer sent: only closing the connection tells the client
+            if response is _Progress.NOT_STARTED:
+                problem = unexpected_problem(scope["method"], _route_template(scope), exc)
+                await problem(scope, receive, send_with_id)
+            else:
+                access_logger.error("error after the answer was sent", exc_info=exc)
         finally:
             elapsed = time.perf_counter() - started
             observe_request(scope["method"], _route_template(scope), status, elapsed)
