@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test lint format typecheck check openapi db-upgrade db-revision bench bench-parts fault clean
+.PHONY: run test security lint format typecheck check openapi db-upgrade db-revision bench bench-parts fault clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
+
+# The attack cases alone (SSRF, out-of-range input, ...): tests marked `security`.
+security: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m security
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

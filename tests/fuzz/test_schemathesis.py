@@ -43,6 +43,7 @@ from conftest import _postgres_database
 from supportdesk import migrate
 from supportdesk.config import Settings
 from supportdesk.db import build_engine
+from supportdesk.kit.clock import in_accepted_range
 from supportdesk.statements.service import MAX_PERIOD as STATEMENT_PERIOD
 from supportdesk.webhooks.service import InvalidWebhookUrl, check_url_form
 
@@ -170,6 +171,22 @@ def _instant(value: object) -> datetime | None:
         return None
 
 
+def _instants_in_range(value: object) -> bool:
+    """Every instant the API takes lies in the years 1900 to 2999 (``kit.clock``)."""
+    if isinstance(value, dict):
+        return all(_instants_in_range(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_instants_in_range(item) for item in value)
+    instant = _instant(value)
+    if instant is None or instant.tzinfo is None:
+        return True
+    try:
+        in_accepted_range(instant)
+    except ValueError:
+        return False
+    return True
+
+
 def _key_binding(case: schemathesis.Case) -> bool:
     """Only a customer key is bound to a customer, and it must be."""
     body = _body(case)
@@ -226,11 +243,14 @@ BUSINESS_RULES: dict[str, Callable[[schemathesis.Case], bool]] = {
 
 
 def keep_business_rules(_context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
-    """filter_case: positive cases keep the rules above, and hold no NUL in their bodies
-    (no text may: PostgreSQL cannot store it, see RequestModel)."""
+    """filter_case: positive cases keep the rules above, hold no NUL in their bodies
+    (no text may: PostgreSQL cannot store it, see RequestModel) and no instant outside
+    the range the API takes."""
     if not _positive(case):
         return True
     if _holds_nul(case.body):
+        return False
+    if not (_instants_in_range(case.body) and _instants_in_range(case.query)):
         return False
     rule = BUSINESS_RULES.get(case.operation.label)
     return rule is None or rule(case)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpcore
 import httpx
 import pytest
 import uvicorn
@@ -23,6 +24,7 @@ from supportdesk.models import Ticket
 from supportdesk.tickets.service import TicketService
 from supportdesk.webhooks.dispatcher import SIGNATURE_HEADER, Dispatcher, verify_signature
 from supportdesk.webhooks.schemas import EventType
+from supportdesk.webhooks.transport import delivery_client
 
 SECRET = "webhook-secret-0123456789"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -424,3 +426,180 @@ class TestInsideTheService:
         assert verify_signature(
             SECRET, arrived["headers"][SIGNATURE_HEADER.lower()], arrived["body"]
         )
+
+
+class Rebinding:
+    """``socket.getaddrinfo`` with a rebinding DNS server for one name: its answers in
+    turn, the last one from then on (``None``: the name does not resolve); every other
+    name as usual."""
+
+    def __init__(self, name: str, *answers: str | None) -> None:
+        self.name = name
+        self.answers = answers
+        self.calls = 0
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != self.name:
+            return self.real(host, port, *args, **kwargs)
+        address = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        if address is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        if ":" in address:
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, int(port), 0, 0))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, int(port)))]
+
+
+class Recorder(httpcore.AsyncNetworkBackend):
+    """A network backend that dials nothing: it records where it was asked to connect,
+    the TLS server name and the bytes sent, and answers 200."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+        self.server_names: list[str | None] = []
+        self.sent = b""
+
+    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> Any:
+        self.connects.append((host, port))
+        return RecordingStream(self)
+
+    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("no unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class RecordingStream(httpcore.AsyncMockStream):
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__([b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+        self.recorder = recorder
+
+    async def write(self, buffer: bytes, **kwargs: Any) -> None:
+        self.recorder.sent += buffer
+
+    async def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, **kwargs: Any
+    ) -> Any:
+        self.recorder.server_names.append(server_hostname)
+        return self
+
+
+NAME = "hooks.example.test"
+STRICT = {**FAST, "webhooks_allow_private": False}
+
+
+async def contract_changed(http: httpx.AsyncClient, admin: dict[str, str]) -> None:
+    customer = (await http.post("/api/v1/customers", json={"name": "D"}, headers=admin)).json()
+    created = await http.post(
+        "/api/v1/contracts",
+        json={"customer_id": customer["id"], "kind": "maintenance", "starts_on": "2020-01-01"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+
+
+async def deliveries_of(
+    database_url: str, admin: dict[str, str], hook: str, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    async with live_client(database_url, **settings) as http:
+        response = await http.get(f"/api/v1/webhooks/{hook}/deliveries", headers=admin)
+        items = list(response.json()["items"])
+        await http.delete(f"/api/v1/webhooks/{hook}", headers=admin)
+        return items
+
+
+@pytest.mark.security
+class TestDnsRebinding:
+    """Issue 14 item 5: delivery connects to the address it checked, not to what the
+    name resolves to a moment later."""
+
+    async def test_delivery_connects_to_the_checked_address_with_the_url_host(
+        self, database_url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Public at subscribing and at the delivery's check, loopback for anyone asking
+        # after that: only the checked address may be dialled.
+        rebinding = Rebinding(NAME, "93.184.216.34", "93.184.216.34", "127.0.0.1")
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        recorder = Recorder()
+        settings = Settings(database_url=database_url, **STRICT)  # type: ignore[arg-type]
+        engine = build_engine(settings)
+        dispatcher = Dispatcher(
+            build_sessionmaker(engine),
+            settings,
+            client=delivery_client(settings.webhook_timeout_seconds, recorder),
+        )
+        admin = await live_admin_headers(database_url)
+        try:
+            async with live_client(database_url, **STRICT) as http:
+                hook = await subscribe(
+                    http, admin, f"https://{NAME}:8443/hook", ["contract.changed"]
+                )
+                assert rebinding.calls == 1
+                await contract_changed(http, admin)
+            await deliver_until(dispatcher, lambda: recorder.connects)
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()
+        assert recorder.connects == [("93.184.216.34", 8443)]
+        assert rebinding.calls == 2  # subscribing, then the delivery's own check; no more
+        assert recorder.server_names == [NAME]  # TLS SNI and certificate: the URL's host
+        assert f"Host: {NAME}:8443\r\n".encode() in recorder.sent
+        log = await deliveries_of(database_url, admin, hook, STRICT)
+        assert [(d["delivered"], d["status_code"]) for d in log] == [(True, 200)]
+
+    async def test_a_name_rebound_to_loopback_after_subscribing_is_not_delivered(
+        self, database_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app, url = receiver
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        monkeypatch.setattr(socket, "getaddrinfo", Rebinding(NAME, "93.184.216.34", "127.0.0.1"))
+        settings = Settings(database_url=database_url, **STRICT)  # type: ignore[arg-type]
+        engine = build_engine(settings)
+        dispatcher = Dispatcher(build_sessionmaker(engine), settings)
+        admin = await live_admin_headers(database_url)
+        try:
+            async with live_client(database_url, **STRICT) as http:
+                hook = await subscribe(
+                    http, admin, f"http://{NAME}:{port}/hook", ["contract.changed"]
+                )
+                await contract_changed(http, admin)
+            await dispatcher.fan_out()
+            await dispatcher.run_once()
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()
+        assert app.attempts == []
+        log = await deliveries_of(database_url, admin, hook, STRICT)
+        assert [(d["delivered"], d["status_code"]) for d in log] == [(False, None)]
+        assert "127.0.0.1 (loopback)" in log[0]["error"]
+
+    async def test_the_connection_is_made_to_the_pinned_address_not_a_new_lookup(
+        self, database_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # With private addresses allowed (as in development), the receiver on 127.0.0.1
+        # is the checked address. Any later lookup of the name fails: the delivery
+        # arrives only because the HTTP client never looks the name up again.
+        app, url = receiver
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        rebinding = Rebinding(NAME, "127.0.0.1", None)
+        monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+        dispatcher, engine = dispatcher_for(database_url)
+        admin = await live_admin_headers(database_url)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(
+                    http, admin, f"http://{NAME}:{port}/hook", ["contract.changed"]
+                )
+                assert rebinding.calls == 0  # allowed private: no lookup at subscribing
+                await contract_changed(http, admin)
+            await deliver_until(dispatcher, lambda: app.accepted)
+        finally:
+            await dispatcher.aclose()
+            await engine.dispose()
+        assert rebinding.calls == 1
+        (arrived,) = app.accepted
+        assert arrived["headers"]["host"] == f"{NAME}:{port}"
+        log = await deliveries_of(database_url, admin, hook, FAST)
+        assert [d["delivered"] for d in log] == [True]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -16,6 +15,8 @@ from pydantic import (
     Strict,
     model_validator,
 )
+
+from supportdesk.kit.clock import in_accepted_range
 
 
 def _as_json(value: Any) -> Any:
@@ -59,13 +60,6 @@ def _rfc3339_only(value: Any) -> Any:
     return value
 
 
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the instant is out of range") from exc
-
-
 NOT_BLANK = r"[^\s\x1c-\x1f]"
 """A pattern: some character that is not white space (Python's ``str.isspace`` and the
 validator's ``\\s`` differ only in ``\\x1c``-``\\x1f``, named so both read it alike)."""
@@ -88,8 +82,12 @@ def not_null(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(_to_utc)]
-"""An RFC 3339 instant with an offset, normalised to UTC; out-of-range values are 422."""
+Instant = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_only), AfterValidator(in_accepted_range)
+]
+"""An RFC 3339 instant with an offset, normalised to UTC. Every instant the API takes is
+one: outside the years 1900 to 2999 (``kit.clock``) it is 422 with the field named, before
+it can overflow a time-zone conversion or a sum of durations."""
 
 
 class ResponseModel(BaseModel):

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from supportdesk.kit.clock import in_accepted_range
+from supportdesk.sessions.schemas import MAX_SESSION_SECONDS
+
 HEADERS: dict[str, tuple[str, ...]] = {
     "user": ("user", "benutzer", "supporter", "mitarbeiter", "username"),
     "computer": ("computer", "rechner", "device", "gerät", "geraet"),
@@ -40,6 +43,10 @@ DATE_FORMATS = (
 )
 YES = {"1", "ja", "yes", "true", "wahr", "x", "j", "y"}
 NO = {"0", "nein", "no", "false", "falsch", "n", ""}
+MAX_DURATION = timedelta(seconds=MAX_SESSION_SECONDS)
+"""The longest connection a row may give, as the JSON API takes it (longer ones would
+also overflow PostgreSQL's integer seconds or the end instant)."""
+TOO_LONG = f"a connection lasts at most {MAX_SESSION_SECONDS // 86400} days"
 _DURATION = re.compile(r"^(?:(\d+):)?(\d{1,3}):(\d{2})$")
 
 
@@ -95,10 +102,23 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
                 continue
         else:
             raise ValueError(f"unreadable date {value!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+    instant = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+    # As the JSON API does: a date of year 1 or 9999 would overflow in the desk's zone.
+    try:
+        in_accepted_range(instant)
+    except ValueError:
+        raise ValueError(f"the date {value!r} is not in the years 1900 to 2999") from None
+    return instant
 
 
 def parse_duration(text: str) -> timedelta:
+    try:
+        return _duration(text)
+    except OverflowError as exc:  # more minutes than a timedelta holds
+        raise ValueError(TOO_LONG) from exc
+
+
+def _duration(text: str) -> timedelta:
     value = text.strip().lower().replace(",", ".")
     match = _DURATION.match(value)
     if match:
@@ -162,6 +182,8 @@ def read_report(lines: Iterable[str], zone: ZoneInfo) -> Iterator[Connection | R
                 raise ValueError("neither end nor duration given")
             if duration < timedelta(0):
                 raise ValueError("the connection ends before it starts")
+            if duration > MAX_DURATION:
+                raise ValueError(TOO_LONG)
             yield Connection(
                 line=line,
                 user=(cell("user") or "").strip(),

@@ -30,7 +30,8 @@ from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.models import Event, WebhookDelivery, WebhookJob
 from supportdesk.webhooks.repository import WebhookRepository
-from supportdesk.webhooks.service import InvalidWebhookUrl, check_url_target
+from supportdesk.webhooks.service import InvalidWebhookUrl, delivery_target
+from supportdesk.webhooks.transport import delivery_client, pinned
 
 logger = logging.getLogger("supportdesk.webhooks")
 
@@ -80,9 +81,7 @@ class Dispatcher:
     ) -> None:
         self.sessionmaker = sessionmaker
         self.settings = settings
-        self.client = client or httpx.AsyncClient(
-            timeout=settings.webhook_timeout_seconds, follow_redirects=False
-        )
+        self.client = client or delivery_client(settings.webhook_timeout_seconds)
         self._stopping = asyncio.Event()
         # Long enough for a whole batch to one URL to be tried in turn.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * CLAIM_BATCH + 30)
@@ -190,7 +189,9 @@ class Dispatcher:
 
     async def _post(self, job: Claimed) -> tuple[int | None, str | None]:
         try:
-            await check_url_target(job.url, allow_private=self.settings.webhooks_allow_private)
+            host, port, address = await delivery_target(
+                job.url, allow_private=self.settings.webhooks_allow_private
+            )
         except InvalidWebhookUrl as exc:
             return None, str(exc)
         timestamp = int(time.time())
@@ -202,7 +203,9 @@ class Dispatcher:
             "X-Supportdesk-Delivery": job.event_id,
         }
         try:
-            response = await self.client.post(job.url, content=job.body, headers=headers)
+            # The connection goes to the address just checked, not to a new lookup.
+            with pinned(host, port, address):
+                response = await self.client.post(job.url, content=job.body, headers=headers)
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
         return response.status_code, None

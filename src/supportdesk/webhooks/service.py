@@ -7,15 +7,17 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.domain.errors import RuleViolation
-from supportdesk.errors import NotFound
+from supportdesk.errors import InvalidInput, NotFound
 from supportdesk.kit.auth import Principal, Role
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.models import WebhookDelivery, WebhookSubscription
+from supportdesk.webhooks.addresses import IPAddress, judge
 from supportdesk.webhooks.repository import WebhookRepository
 from supportdesk.webhooks.schemas import WebhookCreate
 
@@ -24,52 +26,100 @@ class InvalidWebhookUrl(RuleViolation):
     """The URL is not one deliveries may go to."""
 
 
+def _looks_like_ipv4(host: str) -> bool:
+    """A host the C resolver reads as an IPv4 number though it is not four decimal
+    numbers: ``2130706433``, ``0177.0.0.1``, ``0x7f.0.0.1``, ``127.1``."""
+    if not host.isascii() or not host.replace(".", "").isalnum():
+        return False
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
+
+
 def check_url_form(url: str) -> tuple[str, int]:
-    """http or https, a host, no credentials: the host and port to deliver to."""
+    """http or https, a host, no credentials, a port from 1 to 65535: the host and port
+    to deliver to, as the HTTP client will connect (host in ASCII, IDNA-encoded)."""
     try:
         parts = urlsplit(url)
-    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 host
+        parsed = httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as exc:  # e.g. an unclosed "[" of an IPv6 host
         raise InvalidWebhookUrl("the webhook URL cannot be parsed") from exc
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme not in ("http", "https") or parsed.scheme != parts.scheme:
         raise InvalidWebhookUrl("a webhook URL is http or https")
-    if parts.username is not None or parts.password is not None:
+    if parts.username is not None or parts.password is not None or parsed.userinfo:
         raise InvalidWebhookUrl("a webhook URL carries no credentials; sign with the secret")
-    if not parts.hostname:
+    host = parsed.raw_host.decode("ascii")
+    if not parts.hostname or not host:
         raise InvalidWebhookUrl("a webhook URL names a host")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError as exc:
-        raise InvalidWebhookUrl("the webhook URL's port is not a number") from exc
-    return parts.hostname, port
+        raise InvalidWebhookUrl("the webhook URL's port is a number from 1 to 65535") from exc
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    if not 1 <= port <= 65535 or port != (parsed.port or port):
+        raise InvalidWebhookUrl("the webhook URL's port is a number from 1 to 65535")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if _looks_like_ipv4(host):
+            raise InvalidWebhookUrl(
+                "a webhook URL writes an IPv4 address as four decimal numbers (203.0.113.7)"
+            ) from None
+    return host, port
 
 
-def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
+async def resolve(host: str, port: int) -> list[IPAddress]:
+    """The addresses of ``host``, in the resolver's order; an IP literal is itself."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidWebhookUrl(f"the webhook host {host!r} does not resolve") from exc
+    addresses: list[IPAddress] = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]))
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise InvalidWebhookUrl(f"the webhook host {host!r} does not resolve")
+    return addresses
+
+
+async def checked_address(host: str, port: int, *, allow_private: bool) -> IPAddress:
+    """Resolve ``host`` once and check every address it has: all must be globally
+    routable (unless private ones are allowed). The address to connect to."""
+    addresses = await resolve(host, port)
+    if not allow_private:
+        for address in addresses:
+            verdict = judge(address)
+            if not verdict.allowed:
+                raise InvalidWebhookUrl(
+                    f"the webhook host {host!r} resolves to {address} ({verdict.reason}); "
+                    "webhooks go to globally routable addresses only "
+                    "(others only with SUPPORTDESK_WEBHOOKS_ALLOW_PRIVATE=true)"
+                )
+    return addresses[0]
 
 
 async def check_url_target(url: str, *, allow_private: bool) -> None:
-    """Refuse URLs whose host resolves to a private, loopback or otherwise internal
-    address (checked again at every delivery, against DNS changes)."""
+    """Refuse a URL whose host resolves to any address that is not globally routable.
+    With private addresses allowed, the host is not looked up at all."""
     host, port = check_url_form(url)
-    if allow_private:
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise InvalidWebhookUrl(f"the webhook host {host!r} does not resolve") from exc
-    if not infos or not all(_is_public(str(info[4][0])) for info in infos):
-        raise InvalidWebhookUrl(
-            "the webhook host resolves to a private or loopback address "
-            "(allowed only with SUPPORTDESK_WEBHOOKS_ALLOW_PRIVATE=true)"
-        )
+    if not allow_private:
+        await checked_address(host, port, allow_private=False)
+
+
+async def delivery_target(url: str, *, allow_private: bool) -> tuple[str, int, IPAddress]:
+    """The host and port of the URL and the address a delivery connects to, checked now:
+    a host's addresses may have changed since it subscribed (DNS rebinding)."""
+    host, port = check_url_form(url)
+    return host, port, await checked_address(host, port, allow_private=allow_private)
 
 
 class WebhookService:
@@ -83,7 +133,10 @@ class WebhookService:
         self.webhooks = WebhookRepository(session, owner)
 
     async def subscribe(self, data: WebhookCreate) -> WebhookSubscription:
-        await check_url_target(data.url, allow_private=self.allow_private)
+        try:
+            await check_url_target(data.url, allow_private=self.allow_private)
+        except InvalidWebhookUrl as exc:
+            raise InvalidInput(str(exc), loc=["body", "url"]) from exc
         subscription = WebhookSubscription(
             id=new_id("whk"),
             url=data.url,
