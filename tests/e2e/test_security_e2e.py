@@ -26,9 +26,9 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from test_serve_e2e import READY_WITHIN_SECONDS, _clean_env, _free_port
 
 from conftest import live_admin_headers, live_client
-from test_serve_e2e import READY_WITHIN_SECONDS, _clean_env, _free_port
 from supportdesk.config import Settings
 from supportdesk.models import IdempotencyRecord
 
@@ -439,7 +439,9 @@ class TestKeepAliveAfterAnError:
         )
         serving = asyncio.create_task(server.serve())
         try:
-            while not server.started:
+            for _ in range(500):  # uvicorn sets the flag once it listens
+                if server.started:
+                    break
                 await asyncio.sleep(0.02)
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             request = "GET {} HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\r\n"
