@@ -15,8 +15,10 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from supportdesk.kit.pagination import PageParams, fetch_page
 from supportdesk.kit.repository import Repository
@@ -188,6 +190,29 @@ class TicketRepository(Repository):
         """Unanswered tickets, not yet announced as breached, due before ``due_before``."""
         stmt = sla_watch_query(due_before, limit)
         return list((await self.session.scalars(stmt)).all())
+
+    async def claim_sla_notices(
+        self, tickets: list[Ticket], breached: bool, now: datetime
+    ) -> list[Ticket]:
+        """Mark ``tickets`` as announced (breached, else at risk), each only if no one has
+        yet; the ones this transaction marked, to announce. On PostgreSQL a concurrent
+        sweep's UPDATE waits for this one to commit and then finds the mark set; on
+        SQLite the write lock runs sweeps one after the other."""
+        if not tickets:
+            return []
+        column = Ticket.sla_breached_notified_at if breached else Ticket.sla_at_risk_notified_at
+        stmt = (
+            update(Ticket)
+            .where(Ticket.id.in_([t.id for t in tickets]), column.is_(None))
+            .values({column: now})
+            .returning(Ticket.id)
+            .execution_options(synchronize_session=False)
+        )
+        claimed = set((await self.session.scalars(stmt)).all())
+        mine = [t for t in tickets if t.id in claimed]
+        for ticket in mine:
+            set_committed_value(ticket, column.key, now)
+        return mine
 
     async def customers_whose_contracts_turn(self, today: date) -> list[str]:
         """Customers with a contract starting today or having ended yesterday: their

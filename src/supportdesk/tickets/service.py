@@ -708,17 +708,26 @@ class TicketService:
         time alone moves a ticket into these states)."""
         now = utcnow()
         candidates = await self.tickets.awaiting_first_response(now + horizon, limit)
+        views = await self.views(candidates)
+        breached = [v.ticket for v in views if v.sla_state == SlaState.BREACHED]
+        at_risk = [
+            v.ticket
+            for v in views
+            if v.sla_state == SlaState.AT_RISK and v.ticket.sla_at_risk_notified_at is None
+        ]
+        # Claimed in the database before anything is published: another worker or replica
+        # sweeping at the same moment announces only what it claimed itself.
+        claimed = {
+            "ticket.sla_breached": await self.tickets.claim_sla_notices(breached, True, now),
+            "ticket.sla_at_risk": await self.tickets.claim_sla_notices(at_risk, False, now),
+        }
         announced = 0
-        for view in await self.views(candidates):
-            ticket = view.ticket
-            if view.sla_state == SlaState.BREACHED:
-                ticket.sla_breached_notified_at = now
-                self._publish("ticket.sla_breached", view)
-                announced += 1
-            elif view.sla_state == SlaState.AT_RISK and ticket.sla_at_risk_notified_at is None:
-                ticket.sla_at_risk_notified_at = now
-                self._publish("ticket.sla_at_risk", view)
-                announced += 1
+        for event_type, tickets in claimed.items():
+            ids = {t.id for t in tickets}
+            for view in views:
+                if view.ticket.id in ids:
+                    self._publish(event_type, view)
+                    announced += 1
         await self.tickets.flush()
         return announced
 
