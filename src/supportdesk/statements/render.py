@@ -35,7 +35,14 @@ def _money(amount: Decimal | None, currency: str) -> dict[str, str] | None:
 
 def summary(header: StatementHeader) -> dict[str, Any]:
     t = header.totals
-    return {
+    issued: dict[str, Any] = {}
+    if header.id is not None and header.issued_at is not None:
+        issued = {
+            "id": header.id,
+            "number": header.number,
+            "issued_at": header.issued_at.isoformat().replace("+00:00", "Z"),
+        }
+    return issued | {
         "customer_id": header.customer_id,
         "customer_name": header.customer_name,
         "from": header.first.isoformat(),
@@ -229,7 +236,10 @@ class PdfRenderer(Renderer):
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
         with spool:
             canvas = Canvas(spool, pagesize=A4, pageCompression=1)
-            canvas.setTitle(f"Statement {header.customer_name} {header.first}–{header.last}")
+            canvas.setTitle(
+                f"Statement {header.number or ''} {header.customer_name} "
+                f"{header.first}–{header.last}".replace("  ", " ")
+            )
             self.canvas, self.y, self.page, self.drawn = canvas, 0.0, 0, 0
             self._new_page(header)
             self._summary(header)
@@ -314,7 +324,8 @@ class PdfRenderer(Renderer):
         self.canvas.setFont("Helvetica-Bold", 14)
         self.canvas.drawString(20 * mm, self.y, "Statement of support units")
         self.y -= 2 * self.LINE
-        rows = [
+        rows = [("Statement number", header.number)] if header.number else []
+        rows += [
             ("Customer", header.customer_name),
             ("Period", f"{header.first} to {header.last}"),
             ("Opening balance", f"{t.opening_balance} units"),
@@ -348,8 +359,6 @@ async def stream_statement(
     """Render a statement while reading it, in a read transaction of its own: the
     request's transaction has ended by the time the body flows."""
     async with sessionmaker() as session:
-        service = StatementService(session, rules)
-        async for chunk in renderer.render(
-            header, service.entry_items(header), service.session_items(header)
-        ):
+        entries, sessions = StatementService(session, rules).line_items(header)
+        async for chunk in renderer.render(header, entries, sessions):
             yield chunk
