@@ -445,3 +445,154 @@ class TestIssueStatement:
         assert first.status_code == second.status_code == 201
         assert first.json() == second.json()
         assert len(await issued_events(session, billed_customer)) == 1
+
+
+DANGEROUS = ("=", "@", "+", "-", "\t", "\r")
+
+
+@pytest.fixture
+async def hostile_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
+    """Free text that spreadsheets would run as formulas, through every way it reaches a
+    statement: a manual session log, an imported connection report and a debit's
+    reference; and a reversed purchase, whose amount is negative."""
+    customer_id = str(
+        (await client.post("/api/v1/customers", json={"name": "=Evil Corp"}, headers=admin)).json()[
+            "id"
+        ]
+    )
+    ledger = f"/api/v1/customers/{customer_id}/ledger/entries"
+    reversed_purchase = (
+        await client.post(ledger, json={"kind": "purchase", "units": 10}, headers=admin)
+    ).json()
+    assert (
+        await client.post(
+            ledger, json={"kind": "reversal", "reverses": reversed_purchase["id"]}, headers=admin
+        )
+    ).status_code == 201
+    await client.post(ledger, json={"kind": "purchase", "units": 20}, headers=admin)
+    assert (
+        await client.post(
+            ledger,
+            json={"kind": "debit", "units": 1, "reference": '=HYPERLINK("http://x","y")'},
+            headers=admin,
+        )
+    ).status_code == 201
+    for partner, supporter, notes, days in (
+        ("@SUM(A1:A9)", "-2+3", "\tcmd", 6),
+        ("+49 30 123", "=1+1", "\rCR", 5),
+        ("Plain GmbH", "Klaus", "all good", 4),
+    ):
+        response = await client.post(
+            "/api/v1/session-logs",
+            json={
+                "customer_id": customer_id,
+                "partner": partner,
+                "started_at": at(days),
+                "duration_seconds": 600,
+                "supporter": supporter,
+                "notes": notes,
+                "billable": True,
+            },
+            headers=admin,
+        )
+        assert response.status_code == 201, response.text
+    day = (TODAY - timedelta(days=3)).strftime("%d.%m.%Y")
+    report = (
+        "Benutzer;Computer;Beginn;Dauer;Notizen;Abrechenbar\n"
+        f"=cmd|' /C calc'!A0;-PC Empfang;{day} 10:00;00:10:00;@import;ja\n"
+    )
+    imported = await client.post(
+        "/api/v1/session-logs/import",
+        files={"file": ("report.csv", report.encode("utf-8"), "text/csv")},
+        data={"customer_id": customer_id},
+        headers=admin,
+    )
+    assert imported.status_code == 201, imported.text
+    assert imported.json()["imported"] == 1, imported.text
+    return customer_id
+
+
+def neutralised(text: str) -> str:
+    return "'" + text if text.startswith(DANGEROUS) else text
+
+
+class TestCsvFormulaInjection:
+    TEXT_COLUMNS = ("description", "partner", "supporter", "notes")
+    NUMBER_COLUMNS = (
+        "duration_seconds",
+        "units",
+        "units_prepaid",
+        "units_at_list_price",
+        "units_covered",
+        "amount",
+    )
+
+    async def check(
+        self,
+        client: httpx.AsyncClient,
+        admin: dict[str, str],
+        url: str,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        params = params or {}
+        json_body = (
+            await client.get(url, params={**params, "format": "json"}, headers=admin)
+        ).json()
+        response = await client.get(url, params={**params, "format": "csv"}, headers=admin)
+        assert response.status_code == 200, response.text
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        lines = {item["id"]: item for item in json_body["entries"] + json_body["sessions"]}
+        checked = 0
+        for row in rows:
+            if row["id"] not in lines:
+                continue  # a totals row
+            item = lines[row["id"]]
+            for column in self.TEXT_COLUMNS:
+                original = str(item.get(column, ""))
+                assert row[column] == neutralised(original), (column, row[column], original)
+                checked += original.startswith(DANGEROUS)
+            for column in self.NUMBER_COLUMNS:
+                # What the service formats itself stays a plain number, negative or not.
+                assert not row[column].startswith("'"), (column, row[column])
+                assert row[column] == "" or re.fullmatch(r"-?\d+(\.\d\d)?", row[column])
+        # Every way in was used: = @ + - \t \r, from a log, an import and a reference.
+        assert checked >= 8
+        texts = [row[c] for row in rows for c in self.TEXT_COLUMNS]
+        for start in DANGEROUS:
+            assert any(text.startswith("'" + start) for text in texts), start
+        assert not any(text.startswith(DANGEROUS) for text in texts)
+        reversal = next(row for row in rows if row["kind"] == "reversal")
+        assert reversal["amount"] == "-280.00"
+        assert reversal["units"] == "-10"
+        # JSON keeps the words as they were written.
+        notes = {s["notes"] for s in json_body["sessions"]}
+        assert {"\tcmd", "\rCR", "@import"} <= notes
+        assert any(e["notes"].startswith("=HYPERLINK") for e in json_body["entries"])
+
+    async def test_the_preview_csv_neutralises_formulas_and_keeps_numbers(
+        self, client: httpx.AsyncClient, admin, hostile_customer: str
+    ) -> None:
+        await self.check(client, admin, f"/api/v1/customers/{hostile_customer}/statement", PERIOD)
+
+    async def test_the_issued_csv_neutralises_formulas_and_keeps_numbers(
+        self, client: httpx.AsyncClient, admin, hostile_customer: str
+    ) -> None:
+        issued = await client.post(
+            f"/api/v1/customers/{hostile_customer}/statements", json=PERIOD, headers=admin
+        )
+        assert issued.status_code == 201, issued.text
+        await self.check(client, admin, issued.headers["location"])
+
+    async def test_the_pdf_keeps_the_words(
+        self, client: httpx.AsyncClient, admin, hostile_customer: str
+    ) -> None:
+        response = await client.get(
+            f"/api/v1/customers/{hostile_customer}/statement",
+            params={**PERIOD, "format": "pdf"},
+            headers=admin,
+        )
+        text = "\n".join(
+            page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages
+        )
+        assert "@SUM(A1:A9)" in text
+        assert "'@SUM" not in text

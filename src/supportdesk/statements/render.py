@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.config import BusinessRules
 from supportdesk.kit.schemas import Money
+from supportdesk.kit.spreadsheet import text_cell
 from supportdesk.sessions.schemas import format_duration
 from supportdesk.statements.service import LineItem, StatementHeader, StatementService
 
@@ -161,13 +162,15 @@ class CsvRenderer(Renderer):
     media_type, extension = "text/csv; charset=utf-8", "csv"
 
     def _row(self, item: LineItem, currency: str) -> list[object]:
+        # Free text (partner, supporter, notes, a debit's reference in the description)
+        # comes from customers and imported logs: neutralised. Numbers stay numbers.
         return [
             item.kind,
             item.id,
             self.local(item.at),
-            item.description,
-            item.partner,
-            item.supporter,
+            text_cell(item.description),
+            text_cell(item.partner),
+            text_cell(item.supporter),
             format_duration(item.duration_seconds) if item.duration_seconds is not None else "",
             "" if item.duration_seconds is None else item.duration_seconds,
             item.units,
@@ -177,7 +180,7 @@ class CsvRenderer(Renderer):
             "" if item.amount is None else f"{item.amount:.2f}",
             currency,
             item.paid_by,
-            item.notes,
+            text_cell(item.notes),
         ]
 
     async def render(
