@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.events.repository import EventRepository
 from supportdesk.models import Event
+from supportdesk.statements import repository as statements_repository
+from supportdesk.statements import service as statements_service
 
 TODAY = date.today()
 PERIOD = {
@@ -596,3 +598,29 @@ class TestCsvFormulaInjection:
         )
         assert "@SUM(A1:A9)" in text
         assert "'@SUM" not in text
+
+
+class TestIssuingManyLines:
+    async def test_lines_are_frozen_in_batches_while_they_are_read(
+        self,
+        client: httpx.AsyncClient,
+        admin,
+        billed_customer: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Reading the period in small batches, writing the lines in smaller ones (each
+        write between two reads of the same open result): every line, in order."""
+        monkeypatch.setattr(statements_repository, "STREAM_BATCH", 1)
+        monkeypatch.setattr(statements_service, "LINE_BATCH", 1)
+        preview = (
+            await client.get(
+                f"/api/v1/customers/{billed_customer}/statement", params=PERIOD, headers=admin
+            )
+        ).json()
+        issued = await client.post(
+            f"/api/v1/customers/{billed_customer}/statements", json=PERIOD, headers=admin
+        )
+        assert issued.status_code == 201, issued.text
+        frozen = (await client.get(issued.headers["location"], headers=admin)).json()
+        for key in ("entries", "sessions", "closing_balance", "amount_due"):
+            assert frozen[key] == preview[key]

@@ -287,6 +287,7 @@ def check_content(language: str, by_kind: dict[str, EmailMessage], ticket: str) 
 def check_issued_pdf(message: EmailMessage, number: str) -> None:
     """The attached PDF is the frozen statement: its number, and the 8 units debited
     before issuing, not the one debited after."""
+    assert number in subject(message)
     (attachment,) = list(message.iter_attachments())
     content = attachment.get_content()  # type: ignore[attr-defined]
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)

@@ -23,6 +23,9 @@ from supportdesk.models import (
     StatementLine,
 )
 
+# Rows fetched at a time while a statement's lines are streamed.
+STREAM_BATCH = 500
+
 
 class StatementRepository(Repository):
     """Aggregates and streams over one customer's ledger and session logs in a period,
@@ -106,7 +109,7 @@ class StatementRepository(Repository):
             select(StatementLine)
             .where(StatementLine.statement_id == statement_id, kind)
             .order_by(StatementLine.position)
-            .execution_options(yield_per=500)
+            .execution_options(yield_per=STREAM_BATCH)
         )
         async for line in await self.session.stream_scalars(stmt):
             yield line
@@ -190,7 +193,7 @@ class StatementRepository(Repository):
                 LedgerEntry.cause_type != "session",
             )
             .order_by(LedgerEntry.effective_at, LedgerEntry.id)
-            .execution_options(yield_per=500)
+            .execution_options(yield_per=STREAM_BATCH)
         )
         async for entry in await self.session.stream_scalars(stmt):
             yield entry
@@ -208,7 +211,7 @@ class StatementRepository(Repository):
                 SessionLog.billing_outcome != "not_billable",
             )
             .order_by(SessionLog.started_at, SessionLog.id)
-            .execution_options(yield_per=500)
+            .execution_options(yield_per=STREAM_BATCH)
         )
         async for log in await self.session.stream_scalars(stmt):
             yield log
