@@ -239,9 +239,9 @@ class PdfRenderer(Renderer):
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
         with spool:
             canvas = Canvas(spool, pagesize=A4, pageCompression=1)
+            title = ("Statement", header.number, header.customer_name)
             canvas.setTitle(
-                f"Statement {header.number or ''} {header.customer_name} "
-                f"{header.first}–{header.last}".replace("  ", " ")
+                " ".join(part for part in title if part) + f" {header.first}–{header.last}"
             )
             self.canvas, self.y, self.page, self.drawn = canvas, 0.0, 0, 0
             self._new_page(header)

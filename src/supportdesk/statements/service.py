@@ -182,11 +182,19 @@ class StatementService:
         self.events = EventRecorder(session)
 
     async def preview_statement(
-        self, customer_id: str, first: date, last: date, *, source: str = "query"
+        self,
+        customer_id: str,
+        first: date,
+        last: date,
+        *,
+        source: str = "query",
+        lock: bool = False,
     ) -> StatementHeader:
         """The totals of the period ``first`` through ``last`` (local dates, inclusive),
-        as they are now. Reading it changes nothing."""
-        customer = await self.customers.get_by_id(customer_id)
+        as they are now. Reading it changes nothing. ``lock`` holds the customer's row
+        until the transaction ends: every ledger change takes that row first, so the
+        ledger stands still while the statement is read."""
+        customer = await self.customers.get_by_id(customer_id, for_update=lock)
         if customer is None:
             raise NotFound.of("customer", customer_id)
         if last < first:
@@ -221,7 +229,8 @@ class StatementService:
         frozen as they are now, it gets the next number, and ``statement.issued`` goes
         out (webhooks, and the PDF to the billing contact). A period is issued once:
         again → ``StatementAlreadyIssued``, however many issue it at the same moment."""
-        header = await self.preview_statement(customer_id, first, last, source="body")
+        # Locked: the totals and the lines frozen below read the same ledger.
+        header = await self.preview_statement(customer_id, first, last, source="body", lock=True)
         existing = await self.statements.get_by_period(customer_id, first, last)
         if existing is not None:
             raise StatementAlreadyIssued(existing.id)
