@@ -446,6 +446,7 @@ class TestIssueStatement:
         second = await client.post(url, json=PERIOD, headers=headers)
         assert first.status_code == second.status_code == 201
         assert first.json() == second.json()
+        assert second.headers["location"] == first.headers["location"]
         assert len(await issued_events(session, billed_customer)) == 1
 
 
