@@ -212,7 +212,14 @@ async def live_client(
         database_pool_size=pool_size,
         database_max_overflow=pool_size,
         attachments_dir=(tmp_dir or Path(tempfile.gettempdir())) / "attachments",
-        **{"webhook_dispatcher_enabled": False, "rate_limit_requests": 0, **overrides},  # type: ignore[arg-type]
+        **{
+            "webhook_dispatcher_enabled": False,
+            "rate_limit_requests": 0,
+            # The monthly statement job stays off: on the 1st it would issue statements
+            # for every other test's customers.
+            "statement_day": 0,
+            **overrides,
+        },  # type: ignore[arg-type]
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     )
     warning_levels: list[int] = Field(default_factory=lambda: [4])
     session_code_minutes: int = Field(default=10, ge=1, le=120)
+    statement_day: int = Field(
+        default=1,
+        ge=0,
+        le=28,
+        description="day of the month (desk time) on which last month's statements are "
+        "issued; 0: never",
+    )
 
     # Webhooks and the dispatcher that delivers them (inside the service by default).
     webhooks_allow_private: bool = Field(
@@ -234,6 +241,8 @@ class BusinessRules:
     price_list: PriceList
     warning_levels: tuple[int, ...]
     session_code_lifetime: timedelta
+    # The day of the month last month's statements are issued on (0: never).
+    statement_day: int = 0
 
 
 def _weekly(time_zone: str, days: str, ranges: str, closed: frozenset[date]) -> BusinessCalendar:
@@ -294,4 +303,5 @@ def build_rules(settings: Settings, today: date | None = None) -> BusinessRules:
         ),
         warning_levels=tuple(settings.warning_levels),
         session_code_lifetime=timedelta(minutes=settings.session_code_minutes),
+        statement_day=settings.statement_day,
     )

@@ -44,6 +44,7 @@ from supportdesk.products.endpoints import router as products_router
 from supportdesk.queue.endpoints import router as queue_router
 from supportdesk.sessions.endpoints import router as sessions_router
 from supportdesk.statements.endpoints import router as statements_router
+from supportdesk.statements.monthly import issue_monthly_statements
 from supportdesk.tickets.endpoints import router as tickets_router
 from supportdesk.tickets.service import TicketService
 from supportdesk.webhooks.dispatcher import Dispatcher
@@ -187,6 +188,7 @@ async def _housekeeping(
                 await tickets.refresh_turning_contracts()
                 await tickets.sweep_sla()
                 await session.commit()
+            await issue_monthly_statements(sessionmaker, rules)
             if rounds % PURGE_EVERY_ROUNDS == 0:
                 purged = await purge_expired_records(sessionmaker)
                 if purged:

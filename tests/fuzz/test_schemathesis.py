@@ -219,6 +219,12 @@ def _statement_period(case: schemathesis.Case) -> bool:
     return first is None or last is None or first <= last <= first + STATEMENT_PERIOD
 
 
+def _issued_period(case: schemathesis.Case) -> bool:
+    """The same rule for the period a statement is issued for."""
+    first, last = _date(_body(case).get("from")), _date(_body(case).get("to"))
+    return first is None or last is None or first <= last <= first + STATEMENT_PERIOD
+
+
 def _webhook_url(case: schemathesis.Case) -> bool:
     """http or https, a host, no credentials, a numeric port. (No DNS: the fuzzed app
     allows private addresses, as the webhook tests do.)"""
@@ -238,6 +244,7 @@ BUSINESS_RULES: dict[str, Callable[[schemathesis.Case], bool]] = {
     "POST /api/v1/tickets": _new_ticket,
     "PATCH /api/v1/tickets/{ticket_id}": _appointments,
     "GET /api/v1/customers/{customer_id}/statement": _statement_period,
+    "POST /api/v1/customers/{customer_id}/statements": _issued_period,
     "POST /api/v1/webhooks": _webhook_url,
 }
 

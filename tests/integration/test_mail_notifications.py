@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email
+import io
 import socket
 import uuid
 from collections import Counter
@@ -18,6 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
+from pypdf import PdfReader
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import live_admin_headers, live_client
@@ -169,6 +171,7 @@ class TestEveryKind:
         mailer, engine = mailer_for(database_url, smtp.port)
         try:
             people: dict[str, tuple[str, str, str]] = {}
+            numbers: dict[str, str] = {}
             async with live_client(database_url) as http:
                 desk = Desk(http, admin)
                 for language in ("de", "en"):
@@ -185,13 +188,20 @@ class TestEveryKind:
                     await desk.post(transitions, {"to": "in_progress"})
                     await desk.post(transitions, {"to": "resolved"})
                     await desk.post(ledger, {"kind": "debit", "units": 8})
-                    response = await http.get(
+                    preview = await http.get(
                         f"/api/v1/customers/{customer}/statement",
                         params={"from": "2026-11-01", "to": "2026-11-30"},
                         headers=admin,
                     )
-                    assert response.status_code == 200
+                    assert preview.status_code == 200  # a preview sends nothing
+                    issued = await desk.post(
+                        f"/api/v1/customers/{customer}/statements",
+                        {"from": "2026-11-01", "to": "2026-11-30"},
+                    )
+                    # A debit after issuing: the PDF mailed is the statement as issued.
+                    await desk.post(ledger, {"kind": "debit", "units": 1})
                     people[language] = (horst, billing, ticket)
+                    numbers[language] = str(issued["number"])
 
                 def arrived() -> bool:
                     return all(
@@ -218,6 +228,7 @@ class TestEveryKind:
                         str(m["X-Supportdesk-Notification"]): m for m in to_contact + to_billing
                     }
                     check_content(language, by_kind, ticket)
+                    check_issued_pdf(by_kind["statement_issued"], numbers[language])
 
                     listed = await http.get(
                         f"/api/v1/tickets/{ticket}/notifications", headers=admin
@@ -271,6 +282,18 @@ def check_content(language: str, by_kind: dict[str, EmailMessage], ticket: str) 
     assert attachment.get_content_type() == "application/pdf"
     assert str(attachment.get_filename()).endswith("-2026-11-01-2026-11-30.pdf")
     assert attachment.get_content().startswith(b"%PDF")  # type: ignore[attr-defined]
+
+
+def check_issued_pdf(message: EmailMessage, number: str) -> None:
+    """The attached PDF is the frozen statement: its number, and the 8 units debited
+    before issuing, not the one debited after."""
+    assert number in subject(message)
+    (attachment,) = list(message.iter_attachments())
+    content = attachment.get_content()  # type: ignore[attr-defined]
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    assert number in text
+    assert "debit: manual\n-8\n" in text
+    assert "-1\n" not in text
 
 
 class TestServerDown:

@@ -143,11 +143,12 @@ class TestDelivery:
                     },
                     headers=admin,
                 )
-                await http.get(
-                    f"/api/v1/customers/{premium}/statement",
-                    params={"from": "2026-11-01", "to": "2026-11-30"},
+                issued = await http.post(
+                    f"/api/v1/customers/{premium}/statements",
+                    json={"from": "2026-11-01", "to": "2026-11-30"},
                     headers=admin,
                 )
+                assert issued.status_code == 201, issued.text
                 standard = (
                     await http.post("/api/v1/customers", json={"name": "S"}, headers=admin)
                 ).json()["id"]

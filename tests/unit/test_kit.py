@@ -20,6 +20,7 @@ from supportdesk.kit.auth import (
 )
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import decode_cursor, encode_cursor
+from supportdesk.kit.spreadsheet import FORMULA_STARTS, text_cell
 
 
 class TestIds:
@@ -117,3 +118,18 @@ class TestRateLimitWindows:
         assert Limit(3, timedelta(seconds=1)).batch == 1
         assert Limit(10**6, timedelta(seconds=60)).batch == 100
         assert not Limit(0, timedelta(seconds=60)).enabled
+
+
+class TestTextCell:
+    @pytest.mark.parametrize("start", ["=", "@", "+", "-", "\t", "\r"])
+    def test_a_formula_start_gets_a_quote_and_keeps_the_rest(self, start: str) -> None:
+        assert text_cell(start + "SUM(A1)") == "'" + start + "SUM(A1)"
+
+    @given(st.text())
+    def test_other_text_is_unchanged_and_nothing_is_lost(self, text: str) -> None:
+        cell = text_cell(text)
+        if text.startswith(FORMULA_STARTS):
+            assert cell == "'" + text
+        else:
+            assert cell == text
+        assert not cell.startswith(FORMULA_STARTS)

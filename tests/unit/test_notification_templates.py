@@ -54,6 +54,19 @@ def test_every_kind_renders_in_every_language(kind: NotificationKind, language: 
         assert (TEMPLATES_DIR / language.value / f"{kind.value}.{part}.j2").is_file()
 
 
+@pytest.mark.parametrize("language", list(Language))
+def test_the_statement_subject_names_its_number(language: Language) -> None:
+    issued = CONTEXT[NotificationKind.STATEMENT_ISSUED]
+    context = {
+        "customer_name": "Fa. Maier",
+        "contact_name": None,
+        **issued,
+        "statement": {**issued["statement"], "id": "stm_1", "number": "ST-2026-000042"},
+    }
+    message = render_message(NotificationKind.STATEMENT_ISSUED, language, context)
+    assert "ST-2026-000042" in message.subject
+
+
 def test_html_is_escaped_text_is_verbatim() -> None:
     context = {
         "customer_name": "X",

@@ -49,6 +49,7 @@ class Permission(StrEnum):
     join_sessions = "join_sessions"
     manage_webhooks = "manage_webhooks"
     read_audit = "read_audit"
+    issue_statements = "issue_statements"
 
 
 _A, _G, _I, _C = Role.admin, Role.agent, Role.integration, Role.customer
@@ -70,6 +71,7 @@ PERMISSIONS: dict[Permission, frozenset[Role]] = {
     Permission.join_sessions: frozenset({_C}),
     Permission.manage_webhooks: frozenset({_A, _I}),
     Permission.read_audit: frozenset({_A, _G}),
+    Permission.issue_statements: frozenset({_A, _G, _I}),
 }
 
 

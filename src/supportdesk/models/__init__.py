@@ -3,7 +3,7 @@
 from supportdesk.models.api_key import ApiKey
 from supportdesk.models.audit import AuditEntry
 from supportdesk.models.contact import Contact
-from supportdesk.models.contract import Contract, IssuedStatement
+from supportdesk.models.contract import Contract
 from supportdesk.models.customer import Customer
 from supportdesk.models.event import Event
 from supportdesk.models.idempotency_record import IdempotencyRecord
@@ -12,6 +12,7 @@ from supportdesk.models.notification import Notification
 from supportdesk.models.product import Product
 from supportdesk.models.rate_limit import RateLimitWindow
 from supportdesk.models.remote_session import JoinAttempts, RemoteSession, SessionLog
+from supportdesk.models.statement import Statement, StatementCounter, StatementLine
 from supportdesk.models.ticket import Attachment, Comment, Escalation, Ticket, TicketPause
 from supportdesk.models.webhook import UrlLease, WebhookDelivery, WebhookJob, WebhookSubscription
 
@@ -26,7 +27,6 @@ __all__ = [
     "Escalation",
     "Event",
     "IdempotencyRecord",
-    "IssuedStatement",
     "JoinAttempts",
     "LedgerEntry",
     "Notification",
@@ -34,6 +34,9 @@ __all__ = [
     "RateLimitWindow",
     "RemoteSession",
     "SessionLog",
+    "Statement",
+    "StatementCounter",
+    "StatementLine",
     "Ticket",
     "TicketPause",
     "UrlLease",

@@ -29,14 +29,3 @@ class Contract(Base):
     ends_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class IssuedStatement(Base):
-    """A statement issued for a customer and period: ``statement.issued`` goes out once."""
-
-    __tablename__ = "issued_statements"
-
-    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    first: Mapped[date] = mapped_column(Date, primary_key=True)
-    last: Mapped[date] = mapped_column(Date, primary_key=True)
-    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -33,7 +33,7 @@ from supportdesk.notifications.schemas import NotificationStatus
 from supportdesk.notifications.service import NotificationService
 from supportdesk.notifications.templates import render_message
 from supportdesk.statements.render import PdfRenderer
-from supportdesk.statements.service import StatementService
+from supportdesk.statements.service import StatementService, issued_header
 
 logger = logging.getLogger("supportdesk.notifications")
 
@@ -133,11 +133,7 @@ class Mailer:
         mail.add_alternative(rendered.html, subtype="html")
         if message.kind is NotificationKind.STATEMENT_ISSUED:
             which = message.context["statement"]
-            pdf = await self._statement_pdf(
-                which["customer_id"],
-                date.fromisoformat(which["from"]),
-                date.fromisoformat(which["to"]),
-            )
+            pdf = await self._statement_pdf(which)
             mail.add_attachment(
                 pdf,
                 maintype="application",
@@ -148,19 +144,22 @@ class Mailer:
         mail["Content-Language"] = message.language.value
         return mail
 
-    async def _statement_pdf(self, customer_id: str, first: date, last: date) -> bytes:
+    async def _statement_pdf(self, which: dict[str, Any]) -> bytes:
+        """The PDF of the statement as it was issued. A message planned before statements
+        were frozen names only the period: that one is rendered as it reads now."""
         async with self.sessionmaker() as session:
             statements = StatementService(session, self.rules)
-            header = await statements.issue_statement(customer_id, first, last)
-            renderer = PdfRenderer(self.rules.calendar.time_zone)
-            chunks = [
-                chunk
-                async for chunk in renderer.render(
-                    header, statements.entry_items(header), statements.session_items(header)
+            if which.get("id"):
+                header = issued_header(await statements.get_issued(which["id"]))
+            else:
+                header = await statements.preview_statement(
+                    which["customer_id"],
+                    date.fromisoformat(which["from"]),
+                    date.fromisoformat(which["to"]),
                 )
-            ]
-            # Issued before (that is what the event says): nothing to keep.
-            await session.rollback()
+            renderer = PdfRenderer(self.rules.calendar.time_zone)
+            entries, sessions = statements.line_items(header)
+            chunks = [chunk async for chunk in renderer.render(header, entries, sessions)]
         return b"".join(chunks)
 
     async def _smtp(self, mail: EmailMessage) -> None:

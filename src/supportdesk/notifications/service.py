@@ -148,7 +148,13 @@ class NotificationService:
         # A statement: its totals, and where to find it again to attach the PDF.
         due = data.get("amount_due")
         return {
-            "statement": {"customer_id": customer.id, "from": data["from"], "to": data["to"]},
+            "statement": {
+                "id": data.get("id"),
+                "number": data.get("number"),
+                "customer_id": customer.id,
+                "from": data["from"],
+                "to": data["to"],
+            },
             "period_from": date_text(data["from"], language),
             "period_to": date_text(data["to"], language),
             "opening_balance": data.get("opening_balance"),

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.config import BusinessRules
 from supportdesk.kit.schemas import Money
+from supportdesk.kit.spreadsheet import text_cell
 from supportdesk.sessions.schemas import format_duration
 from supportdesk.statements.service import LineItem, StatementHeader, StatementService
 
@@ -35,7 +36,14 @@ def _money(amount: Decimal | None, currency: str) -> dict[str, str] | None:
 
 def summary(header: StatementHeader) -> dict[str, Any]:
     t = header.totals
-    return {
+    issued: dict[str, Any] = {}
+    if header.id is not None and header.issued_at is not None:
+        issued = {
+            "id": header.id,
+            "number": header.number,
+            "issued_at": header.issued_at.isoformat().replace("+00:00", "Z"),
+        }
+    return issued | {
         "customer_id": header.customer_id,
         "customer_name": header.customer_name,
         "from": header.first.isoformat(),
@@ -154,13 +162,15 @@ class CsvRenderer(Renderer):
     media_type, extension = "text/csv; charset=utf-8", "csv"
 
     def _row(self, item: LineItem, currency: str) -> list[object]:
+        # Free text (partner, supporter, notes, a debit's reference in the description)
+        # comes from customers and imported logs: neutralised. Numbers stay numbers.
         return [
             item.kind,
             item.id,
             self.local(item.at),
-            item.description,
-            item.partner,
-            item.supporter,
+            text_cell(item.description),
+            text_cell(item.partner),
+            text_cell(item.supporter),
             format_duration(item.duration_seconds) if item.duration_seconds is not None else "",
             "" if item.duration_seconds is None else item.duration_seconds,
             item.units,
@@ -170,7 +180,7 @@ class CsvRenderer(Renderer):
             "" if item.amount is None else f"{item.amount:.2f}",
             currency,
             item.paid_by,
-            item.notes,
+            text_cell(item.notes),
         ]
 
     async def render(
@@ -229,7 +239,10 @@ class PdfRenderer(Renderer):
         spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
         with spool:
             canvas = Canvas(spool, pagesize=A4, pageCompression=1)
-            canvas.setTitle(f"Statement {header.customer_name} {header.first}–{header.last}")
+            title = ("Statement", header.number, header.customer_name)
+            canvas.setTitle(
+                " ".join(part for part in title if part) + f" {header.first}–{header.last}"
+            )
             self.canvas, self.y, self.page, self.drawn = canvas, 0.0, 0, 0
             self._new_page(header)
             self._summary(header)
@@ -314,7 +327,8 @@ class PdfRenderer(Renderer):
         self.canvas.setFont("Helvetica-Bold", 14)
         self.canvas.drawString(20 * mm, self.y, "Statement of support units")
         self.y -= 2 * self.LINE
-        rows = [
+        rows = [("Statement number", header.number)] if header.number else []
+        rows += [
             ("Customer", header.customer_name),
             ("Period", f"{header.first} to {header.last}"),
             ("Opening balance", f"{t.opening_balance} units"),
@@ -348,8 +362,6 @@ async def stream_statement(
     """Render a statement while reading it, in a read transaction of its own: the
     request's transaction has ended by the time the body flows."""
     async with sessionmaker() as session:
-        service = StatementService(session, rules)
-        async for chunk in renderer.render(
-            header, service.entry_items(header), service.session_items(header)
-        ):
+        entries, sessions = StatementService(session, rules).line_items(header)
+        async for chunk in renderer.render(header, entries, sessions):
             yield chunk
