@@ -33,7 +33,8 @@ TABLE_PRIVILEGES: Final[Mapping[str, tuple[str, ...]]] = {
     "ledger_entries": APPEND,
     "audit_log": APPEND,
     "session_logs": APPEND,
-    "issued_statements": APPEND,
+    "statements": APPEND,  # issued and frozen
+    "statement_lines": APPEND,
     "ticket_comments": APPEND,
     "ticket_attachments": APPEND,
     "ticket_escalations": APPEND,
@@ -54,6 +55,7 @@ TABLE_PRIVILEGES: Final[Mapping[str, tuple[str, ...]]] = {
     "webhook_subscriptions": CHANGE,  # active
     "webhook_jobs": CHANGE,  # the dispatcher's attempts
     "webhook_url_leases": CHANGE,
+    "statement_counters": CHANGE,  # the year's last number
     # Purged by the housekeeping loop, and released by a failed request (idempotency).
     "idempotency_records": CHANGE_AND_DELETE,
     "rate_limit_windows": CHANGE_AND_DELETE,

@@ -519,6 +519,7 @@ def neutralised(text: str) -> str:
     return "'" + text if text.startswith(DANGEROUS) else text
 
 
+@pytest.mark.security
 class TestCsvFormulaInjection:
     TEXT_COLUMNS = ("description", "partner", "supporter", "notes")
     NUMBER_COLUMNS = (

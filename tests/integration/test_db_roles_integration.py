@@ -383,6 +383,14 @@ class TestServiceAsRuntimeRole:
             )
             await call("DELETE", f"/api/v1/api-keys/{key['id']}", 204)
             await call("GET", "/api/v1/audit", 200, params={"object_id": tid})
+            # A statement issued: numbered (the year's counter), frozen with its lines.
+            issued = await call(
+                "POST",
+                f"/api/v1/customers/{cid}/statements",
+                201,
+                json={"from": "2026-01-01", "to": "2026-12-31"},
+            )
+            await call("GET", f"/api/v1/statements/{issued['id']}", 200)
             await call("GET", f"/api/v1/tickets/{tid}", 200)
 
             engine = build_engine(Settings(database_url=roles.app_url))
