@@ -128,3 +128,31 @@ class TestBatches:
         # 150 requests of one key took two batches of 100 (a twentieth of 2000, at most
         # 100): two writes to the shared count instead of 150.
         assert 200 in counted
+
+
+class TestRefusalsAreNotKeptUnderAKey:
+    async def test_a_post_refused_by_the_limit_succeeds_with_its_key_later(
+        self, database_url: str
+    ) -> None:
+        """A 429 is about the moment, not the request: the client that honours
+        Retry-After and keeps its Idempotency-Key gets its request done."""
+        admin = await live_admin_headers(database_url)
+        limits = {"rate_limit_requests": 2, "rate_limit_window_seconds": WINDOW}
+        async with live_client(database_url, **limits) as http:
+            await _start_of_a_window()
+            for _ in range(2):
+                assert (await http.get("/api/v1/customers", headers=admin)).status_code == 200
+            keyed = {**admin, "Idempotency-Key": "retry-after-429"}
+            body = {"name": "Waited for its turn"}
+            retry_after = _assert_429(
+                await http.post("/api/v1/customers", json=body, headers=keyed)
+            )
+
+            await asyncio.sleep(retry_after + 0.05)
+            done = await http.post("/api/v1/customers", json=body, headers=keyed)
+            assert done.status_code == 201, done.text
+            assert "idempotent-replayed" not in done.headers
+            again = await http.post("/api/v1/customers", json=body, headers=keyed)
+            assert again.status_code == 201
+            assert again.headers["idempotent-replayed"] == "true"
+            assert again.json()["id"] == done.json()["id"]
