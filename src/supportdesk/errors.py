@@ -160,10 +160,8 @@ async def send_problem(send: Send, status: int, detail: str, **kw: Any) -> None:
     await send_raw(send, status, response.raw_headers, bytes(response.body))
 
 
-async def send_error(send: Send, exc: AppError) -> None:
-    """An AppError answered from middleware, exactly as the routes' handler answers it."""
-    await send_problem(
-        send,
+def app_error_response(exc: AppError) -> JSONResponse:
+    return problem_response(
         exc.status,
         exc.detail,
         slug=exc.slug,
@@ -171,6 +169,12 @@ async def send_error(send: Send, exc: AppError) -> None:
         headers=exc.headers,
         extra=exc.extra(),
     )
+
+
+async def send_error(send: Send, exc: AppError) -> None:
+    """An AppError answered from middleware, exactly as the routes' handler answers it."""
+    response = app_error_response(exc)
+    await send_raw(send, exc.status, response.raw_headers, bytes(response.body))
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -191,14 +195,7 @@ def _loc(loc: Sequence[Any]) -> list[str | int]:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return problem_response(
-        exc.status,
-        exc.detail,
-        slug=exc.slug,
-        title=exc.title,
-        headers=exc.headers,
-        extra=exc.extra(),
-    )
+    return app_error_response(exc)
 
 
 def _domain_status(exc: DomainError) -> tuple[int, str, str]:

@@ -12,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,7 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from test_serve_e2e import READY_WITHIN_SECONDS, _clean_env, _free_port
+from test_serve_e2e import _free_port, serving
 
 from conftest import live_admin_headers, live_client
 from supportdesk.config import Settings
@@ -475,36 +472,10 @@ def _folder_bytes(folder: Path) -> int:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[bytes], Path]]:
     """`supportdesk serve` on the embedded default, its temp folder a folder of the test's."""
-    port = _free_port()
     temp = tmp_path / "tmp"
     temp.mkdir()
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env={**_clean_env(), "TMPDIR": str(temp)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + READY_WITHIN_SECONDS
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("server not ready:\n" + (tmp_path / "server.log").read_text())
-            time.sleep(0.1)
+    with serving(tmp_path, {"TMPDIR": str(temp)}) as (port, process):
         yield port, process, tmp_path
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 SENT_BYTES = 96 * 1024 * 1024

@@ -45,31 +45,33 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+@contextlib.contextmanager
+def serving(
+    folder: Path, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`supportdesk serve` in ``folder`` on the embedded default, until it is ready."""
     port = _free_port()
-    log = (tmp_path / "server.log").open("w")
+    log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "supportdesk.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(),
+        cwd=folder,
+        env={**_clean_env(), **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + READY_WITHIN_SECONDS
         while True:
             try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail("server not ready:\n" + (tmp_path / "server.log").read_text())
+                pytest.fail("server not ready:\n" + (folder / "server.log").read_text())
             time.sleep(0.1)
-        yield base, tmp_path
+        yield port, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -77,6 +79,12 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    with serving(tmp_path) as (port, _):
+        yield f"http://127.0.0.1:{port}", tmp_path
 
 
 class TestServeOnEmbeddedDefault:
