@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test security lint format typecheck check openapi db-upgrade db-revision bench bench-parts fault clean
+.PHONY: run test security lint format typecheck check openapi db-upgrade db-revision bench bench-cpu bench-parts fault clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ db-revision: $(VENV)/.installed-dev
 # table with ratios to the two ceilings (bench/results/http.json). Under 10 minutes.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/bench_http.py
+
+# CPU per request of each hot path, in-process through the ASGI app, as a ratio to the
+# trivial endpoint (bench/results/cpu.json). PostgreSQL, 100,000 tickets, under 2 minutes;
+# `--quick`, `--sqlite`, `--profile SCENARIO` by hand.
+bench-cpu: $(VENV)/.installed-dev
+	$(BIN)/python bench/bench_cpu.py
 
 # The focused benchmarks: the domain core, one hot ledger account, the queue, a 1 GiB
 # upload's memory and a 100,000-session statement.

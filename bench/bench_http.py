@@ -25,15 +25,13 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -41,68 +39,23 @@ import httpx
 from common import RESULTS, cli, free_port, postgres_database, running_server, service_env
 from raw_insert_app import DDL
 from seeding import (
-    CONTRACT_COLUMNS,
-    CUSTOMER_COLUMNS,
-    LEDGER_COLUMNS,
-    SESSION_LOG_COLUMNS,
+    REMOTE_SESSION_COLUMNS,
     TICKET_COLUMNS,
     copy_rows,
-    customer_id,
-    ledger_row,
-    session_log_row,
+    customer_rows,
+    remote_session_rows,
     ticket_rows,
 )
 
 DATABASE = "supportdesk_bench"
 HERE = Path(__file__).resolve().parent
 WRK_THREADS = 2
-ENTRIES_PER_CUSTOMER = 20
-SESSIONS_PER_CUSTOMER = 10
-PURCHASE_UNITS = 2_000
 
 
 async def _seed_customers(conn: asyncpg.Connection, customers: int, now: datetime) -> None:
     """Customers, contracts, ledger entries and session logs, the balances consistent."""
-    rng = random.Random(11)
-    customer_rows: list[tuple[object, ...]] = []
-    contract_rows: list[tuple[object, ...]] = []
-    entry_rows: list[tuple[object, ...]] = []
-    log_rows: list[tuple[object, ...]] = []
-    period_start = now - timedelta(days=300)
-    for c in range(customers):
-        cid = customer_id(c)
-        if c % 2 == 0:
-            ends_on = None if c % 4 else date(2030, 12, 31)
-            contract_rows.append(
-                (f"ctr_{c:026d}", cid, "maintenance", date(2020, 1, 1), ends_on, now, now)
-            )
-        balance = PURCHASE_UNITS
-        at = period_start + timedelta(minutes=c)
-        price = Decimal(rng.choice(["24.00", "26.00"]))
-        entry_rows.append(
-            ledger_row(
-                f"led_{c:020d}_000000", cid, "purchase", balance, balance, at, unit_price=price
-            )
-        )
-        for e in range(1, ENTRIES_PER_CUSTOMER):
-            at = at + timedelta(days=1, minutes=rng.randrange(600))
-            units = rng.randint(1, 8)
-            balance -= units
-            entry_id, log_id = f"led_{c:020d}_{e:06d}", f"sl_{c:020d}_{e:06d}"
-            if e > SESSIONS_PER_CUSTOMER:
-                entry_rows.append(ledger_row(entry_id, cid, "debit", units, balance, at))
-                continue
-            entry_rows.append(
-                ledger_row(entry_id, cid, "debit", units, balance, at, cause=("session", log_id))
-            )
-            seconds = units * 900 - rng.randrange(600)
-            partner = f"Customer {c} – PC {e}"
-            log_rows.append(session_log_row(log_id, cid, partner, at, seconds, units, entry_id))
-        customer_rows.append((cid, f"Customer {c}", f"CRM-{c}", balance, 0, None, now, now))
-    await copy_rows(conn, "customers", CUSTOMER_COLUMNS, customer_rows)
-    await copy_rows(conn, "contracts", CONTRACT_COLUMNS, contract_rows)
-    await copy_rows(conn, "ledger_entries", LEDGER_COLUMNS, entry_rows)
-    await copy_rows(conn, "session_logs", SESSION_LOG_COLUMNS, log_rows)
+    for table, columns, rows in customer_rows(customers, now).tables():
+        await copy_rows(conn, table, columns, rows)
 
 
 async def _seed_tickets(
@@ -122,38 +75,8 @@ async def _seed_remote_sessions(
     count: int,
     now: datetime,
 ) -> None:
-    rows: list[tuple[object, ...]] = []
-    started = now - timedelta(minutes=20)
-    for i in range(count):
-        rows.append(
-            (
-                f"rs_{i:026d}",
-                customer_id((i * 7) % customers),
-                False,
-                f"{i:064x}",
-                started,
-                "active",
-                "Bench Supporter",
-                started,
-                started,
-            )
-        )
-    await copy_rows(
-        conn,
-        "remote_sessions",
-        [
-            "id",
-            "customer_id",
-            "bill_at_list_price",
-            "code_hash",
-            "code_expires_at",
-            "status",
-            "supporter",
-            "created_at",
-            "started_at",
-        ],
-        rows,
-    )
+    rows = remote_session_rows(customers, count, now)
+    await copy_rows(conn, "remote_sessions", REMOTE_SESSION_COLUMNS, rows)
 
 
 async def seed(dsn: str, customers: int, tickets: int, remote_sessions: int) -> dict[str, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -96,6 +97,22 @@ SESSION_LOG_COLUMNS = [
 ]
 
 
+REMOTE_SESSION_COLUMNS = [
+    "id",
+    "customer_id",
+    "bill_at_list_price",
+    "code_hash",
+    "code_expires_at",
+    "status",
+    "supporter",
+    "created_at",
+    "started_at",
+]
+ENTRIES_PER_CUSTOMER = 20
+SESSIONS_PER_CUSTOMER = 10
+PURCHASE_UNITS = 2_000
+
+
 def customer_id(i: int) -> str:
     return f"cus_{i:026d}"
 
@@ -142,6 +159,86 @@ def ticket_rows(
             1,
             group_of(owner),
         )
+
+
+@dataclass
+class CustomerRows:
+    """Customers with the rows that hang on them, ready for COPY."""
+
+    customers: list[tuple[object, ...]] = field(default_factory=list)
+    contracts: list[tuple[object, ...]] = field(default_factory=list)
+    ledger_entries: list[tuple[object, ...]] = field(default_factory=list)
+    session_logs: list[tuple[object, ...]] = field(default_factory=list)
+
+    def tables(self) -> list[tuple[str, list[str], list[tuple[object, ...]]]]:
+        """(table, columns, rows) in an order that satisfies the foreign keys."""
+        return [
+            ("customers", CUSTOMER_COLUMNS, self.customers),
+            ("contracts", CONTRACT_COLUMNS, self.contracts),
+            ("ledger_entries", LEDGER_COLUMNS, self.ledger_entries),
+            ("session_logs", SESSION_LOG_COLUMNS, self.session_logs),
+        ]
+
+
+def customer_rows(customers: int, now: datetime) -> CustomerRows:
+    """Customers, every other one with a maintenance contract, each with a purchase of
+    units and nineteen debits, the first ten of them billing a logged session; the
+    balances equal the sums of their entries."""
+    rng = random.Random(11)
+    rows = CustomerRows()
+    period_start = now - timedelta(days=300)
+    for c in range(customers):
+        cid = customer_id(c)
+        if c % 2 == 0:
+            ends_on = None if c % 4 else date(2030, 12, 31)
+            rows.contracts.append(
+                (f"ctr_{c:026d}", cid, "maintenance", date(2020, 1, 1), ends_on, now, now)
+            )
+        balance = PURCHASE_UNITS
+        at = period_start + timedelta(minutes=c)
+        price = Decimal(rng.choice(["24.00", "26.00"]))
+        rows.ledger_entries.append(
+            ledger_row(
+                f"led_{c:020d}_000000", cid, "purchase", balance, balance, at, unit_price=price
+            )
+        )
+        for e in range(1, ENTRIES_PER_CUSTOMER):
+            at = at + timedelta(days=1, minutes=rng.randrange(600))
+            units = rng.randint(1, 8)
+            balance -= units
+            entry_id, log_id = f"led_{c:020d}_{e:06d}", f"sl_{c:020d}_{e:06d}"
+            if e > SESSIONS_PER_CUSTOMER:
+                rows.ledger_entries.append(ledger_row(entry_id, cid, "debit", units, balance, at))
+                continue
+            rows.ledger_entries.append(
+                ledger_row(entry_id, cid, "debit", units, balance, at, cause=("session", log_id))
+            )
+            seconds = units * 900 - rng.randrange(600)
+            partner = f"Customer {c} – PC {e}"
+            rows.session_logs.append(
+                session_log_row(log_id, cid, partner, at, seconds, units, entry_id)
+            )
+        rows.customers.append((cid, f"Customer {c}", f"CRM-{c}", balance, 0, None, now, now))
+    return rows
+
+
+def remote_session_rows(customers: int, count: int, now: datetime) -> list[tuple[object, ...]]:
+    """Active remote sessions, started twenty minutes ago, waiting to be ended."""
+    started = now - timedelta(minutes=20)
+    return [
+        (
+            f"rs_{i:026d}",
+            customer_id((i * 7) % customers),
+            False,
+            f"{i:064x}",
+            started,
+            "active",
+            "Bench Supporter",
+            started,
+            started,
+        )
+        for i in range(count)
+    ]
 
 
 def ledger_row(
