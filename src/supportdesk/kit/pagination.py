@@ -67,7 +67,7 @@ def decode_cursor(cursor: str) -> str:
     return after
 
 
-def page_params(
+async def page_params(
     request: Request,
     limit: Annotated[
         int, Query(ge=1, le=HARD_MAX_LIMIT, description="Items per page (1–100).")
