@@ -174,7 +174,7 @@ class TestHeartbeat:
                     await asyncio.sleep(0.01)
         assert calls == 2
 
-    @pytest.mark.parametrize("name", ["webhook_lease_seconds"])
+    @pytest.mark.parametrize("name", ["webhook_lease_seconds", "mail_lease_seconds"])
     def test_the_lease_settings_stay_under_a_minute(self, name: str) -> None:
         assert getattr(Settings(), name) == 30
         assert getattr(Settings(**{name: 59}), name) == 59
