@@ -157,6 +157,17 @@ class Settings(BaseSettings):
     webhook_dispatcher_enabled: bool = True
     webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        lt=60,
+        description=(
+            "How long a dispatcher's hold on a receiving URL and its jobs lasts without "
+            "renewal; renewed every third of it while the dispatcher works, so a delivery "
+            "may take longer. The URLs and jobs of a dispatcher that died are taken over "
+            "within this time."
+        ),
+    )
     webhook_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
     webhook_give_up_hours: float = Field(default=24.0, gt=0, le=24 * 30)
@@ -179,6 +190,16 @@ class Settings(BaseSettings):
         description="the sender of every notification",
     )
     mail_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    mail_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        lt=60,
+        description=(
+            "How long a mailer's claim on a message lasts without renewal; renewed every "
+            "third of it while the mailer sends, so a send may take longer. The messages "
+            "of a mailer that died are taken over within this time."
+        ),
+    )
     mail_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
     mail_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86400)
     mail_give_up_hours: float = Field(default=72.0, gt=0, le=24 * 30)

@@ -7,6 +7,7 @@ import asyncio
 import email
 import io
 import socket
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -33,8 +34,10 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
+        self.delay = 0.0  # a slow server: seconds before a message is accepted
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        await asyncio.sleep(self.delay)
         content = envelope.original_content or b""
         parsed = email.message_from_bytes(content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
@@ -88,8 +91,8 @@ def mail_settings(port: int) -> dict[str, Any]:
     }
 
 
-def mailer_for(database_url: str, port: int) -> tuple[Mailer, AsyncEngine]:
-    settings = Settings(database_url=database_url, **mail_settings(port))
+def mailer_for(database_url: str, port: int, **overrides: Any) -> tuple[Mailer, AsyncEngine]:
+    settings = Settings(database_url=database_url, **{**mail_settings(port), **overrides})
     engine = build_engine(settings)
     return Mailer(build_sessionmaker(engine), settings, build_rules(settings)), engine
 
@@ -391,3 +394,107 @@ class TestOptOut:
                 ("ticket_received", "skipped_opt_out"),
                 ("supporter_question", "sent"),
             ]
+
+
+LEASE = 2.0  # SUPPORTDESK_MAIL_LEASE_SECONDS in these tests, instead of 30
+POLL = 0.01  # mail_settings()
+SLACK = 1.0  # a round of the mailer and the scheduling of a busy test machine
+
+
+async def claims_of(mailer: Mailer, recipient: str) -> list[tuple[str, float | None]]:
+    """(status, seconds its claim has left) of the recipient's notifications."""
+    from sqlalchemy import select
+
+    from supportdesk.kit.clock import utcnow
+    from supportdesk.models import Notification
+
+    async with mailer.sessionmaker() as session:
+        rows = await session.scalars(
+            select(Notification).where(Notification.recipient == recipient)
+        )
+        now = utcnow()
+        return [
+            (row.status, (row.locked_until - now).total_seconds() if row.locked_until else None)
+            for row in rows
+        ]
+
+
+class TestTakeover:
+    """Issue 15 item 2 for the mailer: the messages of a mailer that died are sent by
+    another within the lease; a live one keeps its claims with a heartbeat."""
+
+    async def test_a_mailer_that_died_holding_claims_is_taken_over_within_the_lease(
+        self, database_url: str, smtp: SmtpServer
+    ) -> None:
+        admin = await live_admin_headers(database_url)
+        # Its mail server is gone by the time it comes back: its late send fails.
+        dead, dead_engine = mailer_for(database_url, free_port(), mail_lease_seconds=LEASE)
+        survivor, engine = mailer_for(database_url, smtp.port, mail_lease_seconds=LEASE)
+        try:
+            async with live_client(database_url) as http:
+                desk = Desk(http, admin)
+                customer, contact, horst, _ = await desk.customer()
+                ticket = await desk.ticket(customer, contact)
+                await dead.plan()
+                started = time.monotonic()
+                claimed = await dead.claim()  # ...and it dies: no heartbeat, no send
+                died_at = time.monotonic()
+                (held,) = [message for message in claimed if message.recipient == horst]
+
+                await send_until(survivor, lambda: smtp.inbox.to(horst), seconds=LEASE + 10)
+                resumed_at = time.monotonic()
+                assert resumed_at >= started + LEASE - 0.2
+                assert resumed_at - died_at <= LEASE + POLL + SLACK
+
+                # The first mailer comes back and writes back what it tried: refused.
+                assert not await dead.send(held)
+                items = (
+                    await http.get(f"/api/v1/tickets/{ticket}/notifications", headers=admin)
+                ).json()["items"]
+                assert [(n["status"], n["attempts"], n["last_error"]) for n in items] == [
+                    ("sent", 1, None)
+                ]
+                assert kinds(smtp.inbox.to(horst)) == {"ticket_received": 1}
+        finally:
+            await dead_engine.dispose()
+            await engine.dispose()
+
+    async def test_a_live_mailer_keeps_its_claims_through_a_send_slower_than_the_lease(
+        self, database_url: str
+    ) -> None:
+        lease = 1.0
+        server = SmtpServer(free_port())
+        server.inbox.delay = lease * 2.5
+        server.start()
+        admin = await live_admin_headers(database_url)
+        owner, owner_engine = mailer_for(database_url, server.port, mail_lease_seconds=lease)
+        other, other_engine = mailer_for(database_url, server.port, mail_lease_seconds=lease)
+        try:
+            async with live_client(database_url) as http:
+                desk = Desk(http, admin)
+                customer, contact, horst, _ = await desk.customer()
+                ticket = await desk.ticket(customer, contact)
+            await owner.plan()
+            round_ = asyncio.create_task(owner.run_once())
+            left: list[float] = []
+            while not round_.done():
+                await other.run_once()  # the other mailer keeps trying meanwhile
+                for status, seconds in await claims_of(owner, horst):
+                    if status == "queued" and seconds is not None:
+                        left.append(seconds)
+                await asyncio.sleep(0.05)
+            await round_
+            # Held all along, by a lease never more than one lease ahead, and renewed.
+            assert left
+            assert max(left) <= lease + 0.2
+            assert min(left) > -0.2
+            assert kinds(server.inbox.to(horst)) == {"ticket_received": 1}
+            async with live_client(database_url) as http:
+                items = (
+                    await http.get(f"/api/v1/tickets/{ticket}/notifications", headers=admin)
+                ).json()["items"]
+            assert [(n["status"], n["attempts"]) for n in items] == [("sent", 1)]
+        finally:
+            server.stop()
+            await owner_engine.dispose()
+            await other_engine.dispose()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,7 +24,12 @@ from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.domain.sla import at_risk_from
 from supportdesk.models import Ticket
 from supportdesk.tickets.service import TicketService
-from supportdesk.webhooks.dispatcher import SIGNATURE_HEADER, Dispatcher, verify_signature
+from supportdesk.webhooks.dispatcher import (
+    SIGNATURE_HEADER,
+    Dispatcher,
+    url_key,
+    verify_signature,
+)
 from supportdesk.webhooks.schemas import EventType
 from supportdesk.webhooks.transport import delivery_client
 
@@ -46,6 +53,8 @@ class Receiver:
         self.delay = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
+        # (event id, time.monotonic()) of every request as it arrives, before the delay.
+        self.arrivals: list[tuple[str, float]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = b""
@@ -55,11 +64,12 @@ class Receiver:
             if not message.get("more_body"):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        event = json.loads(body)
+        self.arrivals.append((event["id"], time.monotonic()))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.delay)
-            event = json.loads(body)
             record = {"headers": headers, "body": body, "event": event}
             self.attempts.append(record)
             left = self.fail_times.get(event["id"], 0)
@@ -92,8 +102,8 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     await task
 
 
-def dispatcher_for(database_url: str) -> tuple[Dispatcher, AsyncEngine]:
-    settings = Settings(database_url=database_url, **FAST)  # type: ignore[arg-type]
+def dispatcher_for(database_url: str, **overrides: Any) -> tuple[Dispatcher, AsyncEngine]:
+    settings = Settings(database_url=database_url, **{**FAST, **overrides})
     engine = build_engine(settings)
     return Dispatcher(build_sessionmaker(engine), settings), engine
 
@@ -358,6 +368,190 @@ class TestDelivery:
             await two.aclose()
             await one_engine.dispose()
             await two_engine.dispose()
+
+
+LEASE = 2.0  # SUPPORTDESK_WEBHOOK_LEASE_SECONDS in these tests, instead of 30
+POLL = FAST["webhook_poll_seconds"]
+SLACK = 1.0  # a round of the dispatcher and the scheduling of a busy test machine
+
+
+async def entries_for_one_customer(
+    http: httpx.AsyncClient, admin: dict[str, str], count: int
+) -> None:
+    customer = (await http.post("/api/v1/customers", json={"name": "L"}, headers=admin)).json()
+    for _ in range(count):
+        created = await http.post(
+            f"/api/v1/customers/{customer['id']}/ledger/entries",
+            json={"kind": "purchase", "units": 1},
+            headers=admin,
+        )
+        assert created.status_code == 201, created.text
+
+
+async def arrived(app: Receiver, count: int, seconds: float = 10) -> None:
+    async with asyncio.timeout(seconds):
+        while len(app.arrivals) < count:  # noqa: ASYNC110 - the receiver offers only its list
+            await asyncio.sleep(0.01)
+
+
+async def settled(app: Receiver) -> None:
+    """Wait for the requests the receiver is still answering (a killed sender's too)."""
+    async with asyncio.timeout(10):
+        while app.in_flight:  # noqa: ASYNC110 - the receiver offers only its counter
+            await asyncio.sleep(0.01)
+
+
+async def url_lease_left(dispatcher: Dispatcher, url: str) -> float:
+    """Seconds the URL's lease has left, as stored."""
+    from sqlalchemy import select
+
+    from supportdesk.kit.clock import utcnow
+    from supportdesk.models import UrlLease
+
+    async with dispatcher.sessionmaker() as session:
+        until = await session.scalar(
+            select(UrlLease.locked_until).where(UrlLease.url_key == url_key(url))
+        )
+        assert until is not None
+        return (until - utcnow()).total_seconds()
+
+
+async def jobs_of(dispatcher: Dispatcher, hook: str) -> list[tuple[str, int, str | None]]:
+    """(state, attempts, owner) of the subscription's jobs, read from the job table."""
+    from sqlalchemy import select
+
+    from supportdesk.models import WebhookJob
+
+    async with dispatcher.sessionmaker() as session:
+        jobs = await session.scalars(
+            select(WebhookJob).where(WebhookJob.subscription_id == hook).order_by(WebhookJob.id)
+        )
+        return [(job.state, job.attempts, job.owner) for job in jobs]
+
+
+class TestTakeover:
+    """Issue 15 item 2: a dispatcher that died stops its URLs for one short lease, not
+    for 530 s; a live one keeps its URL with a heartbeat however slow the receiver."""
+
+    async def test_a_dispatcher_killed_mid_delivery_is_taken_over_within_the_lease(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        app, url = receiver
+        admin = await live_admin_headers(database_url)
+        killed, killed_engine = dispatcher_for(database_url, webhook_lease_seconds=LEASE)
+        survivor, survivor_engine = dispatcher_for(database_url, webhook_lease_seconds=LEASE)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, ["ledger.entry_created"])
+                await entries_for_one_customer(http, admin, 3)
+            await killed.fan_out()
+            app.delay = LEASE + 1.5  # the first POST hangs past the lease...
+            started = time.monotonic()
+            round_ = asyncio.create_task(killed.run_once())
+            await arrived(app, 1)
+            app.delay = 0
+            round_.cancel()  # ...and its dispatcher is killed: no heartbeat, no write-back
+            with contextlib.suppress(asyncio.CancelledError):
+                await round_
+            killed_at = time.monotonic()
+            in_flight_at_crash = app.arrivals[0][0]
+
+            def all_three() -> bool:
+                return len({r["event"]["id"] for r in app.accepted}) >= 3
+
+            await deliver_until(survivor, all_three, seconds=LEASE + 10)
+            resumed_at = app.arrivals[1][1]
+            # Not before the dead owner's lease ran out, and soon after.
+            assert resumed_at >= started + LEASE - 0.2
+            assert resumed_at - killed_at <= LEASE + POLL + SLACK
+            await settled(app)
+            # At least once: only the delivery in flight at the crash arrived twice.
+            counts = Counter(r["event"]["id"] for r in app.accepted)
+            assert counts[in_flight_at_crash] == 2
+            assert sorted(counts.values()) == [1, 1, 2]
+            log = await deliveries_of(database_url, admin, hook, FAST)
+            assert sorted((d["attempt"], d["delivered"]) for d in log) == [(1, True)] * 3
+        finally:
+            for dispatcher, engine in ((killed, killed_engine), (survivor, survivor_engine)):
+                await dispatcher.aclose()
+                await engine.dispose()
+
+    async def test_a_live_owner_keeps_its_url_through_a_delivery_slower_than_the_lease(
+        self, database_url: str, receiver: tuple[Receiver, str]
+    ) -> None:
+        app, url = receiver
+        lease = 1.0
+        admin = await live_admin_headers(database_url)
+        owner, owner_engine = dispatcher_for(database_url, webhook_lease_seconds=lease)
+        other, other_engine = dispatcher_for(database_url, webhook_lease_seconds=lease)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, ["ledger.entry_created"])
+                await entries_for_one_customer(http, admin, 3)
+            await owner.fan_out()
+            app.delay = lease * 2.5  # longer than the lease
+            round_ = asyncio.create_task(owner.run_once())
+            await arrived(app, 1)
+            app.delay = 0
+            left: list[float] = []
+            while not round_.done():
+                await other.run_once()  # the other dispatcher keeps trying meanwhile
+                left.append(await url_lease_left(owner, url))
+                await asyncio.sleep(0.05)
+            assert await round_ == 3
+            # Sized to the work in hand: never more than one lease ahead, and renewed.
+            assert max(left) <= lease + 0.2
+            assert min(left) > -0.2
+            assert app.max_in_flight == 1
+            counts = Counter(r["event"]["id"] for r in app.accepted)
+            assert len(counts) == 3
+            assert set(counts.values()) == {1}
+            assert len(app.attempts) == 3
+            log = await deliveries_of(database_url, admin, hook, FAST)
+            assert sorted((d["attempt"], d["delivered"]) for d in log) == [(1, True)] * 3
+        finally:
+            for dispatcher, engine in ((owner, owner_engine), (other, other_engine)):
+                await dispatcher.aclose()
+                await engine.dispose()
+
+    async def test_a_write_back_after_losing_the_lease_leaves_the_new_owners_record(
+        self, database_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        app, url = receiver
+        lease = 1.0
+        admin = await live_admin_headers(database_url)
+        # Its POST times out after 2 s, longer than its lease, and it cannot renew.
+        cut_off, cut_off_engine = dispatcher_for(
+            database_url, webhook_lease_seconds=lease, webhook_timeout_seconds=2.0
+        )
+        new_owner, new_owner_engine = dispatcher_for(database_url, webhook_lease_seconds=lease)
+
+        async def unreachable(held: object) -> None:
+            raise OSError("the database is unreachable from this replica")
+
+        monkeypatch.setattr(cut_off, "_renew", unreachable)
+        try:
+            async with live_client(database_url, **FAST) as http:
+                hook = await subscribe(http, admin, url, ["ledger.entry_created"])
+                await entries_for_one_customer(http, admin, 1)
+            await cut_off.fan_out()
+            app.delay = 3.0
+            round_ = asyncio.create_task(cut_off.run_once())
+            await arrived(app, 1)
+            app.delay = 0
+            await deliver_until(new_owner, lambda: app.accepted, seconds=lease + 10)
+            assert not round_.done()  # the first owner's POST is still open
+            assert await round_ == 1  # ...then times out, and its write-back finds no job
+            await settled(app)
+            assert await jobs_of(new_owner, hook) == [("delivered", 1, None)]
+            log = await deliveries_of(database_url, admin, hook, FAST)
+            assert [(d["attempt"], d["delivered"], d["status_code"]) for d in log] == [
+                (1, True, 200)
+            ]
+        finally:
+            for dispatcher, engine in ((cut_off, cut_off_engine), (new_owner, new_owner_engine)):
+                await dispatcher.aclose()
+                await engine.dispose()
 
 
 async def first_event_id(hook: str, dispatcher: Dispatcher) -> str:

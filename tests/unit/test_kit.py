@@ -1,13 +1,17 @@
-"""Small shared pieces: ids, cursors, key hashing, role permissions."""
+"""Small shared pieces: ids, cursors, key hashing, role permissions, the lease heartbeat."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
+from datetime import timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from supportdesk.config import Settings
 from supportdesk.errors import InvalidInput
 from supportdesk.kit.auth import (
     PERMISSIONS,
@@ -18,6 +22,7 @@ from supportdesk.kit.auth import (
     generate_key,
     hash_key,
 )
+from supportdesk.kit.heartbeat import heartbeat
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import decode_cursor, encode_cursor
 from supportdesk.kit.spreadsheet import FORMULA_STARTS, text_cell
@@ -133,3 +138,46 @@ class TestTextCell:
         else:
             assert cell == text
         assert not cell.startswith(FORMULA_STARTS)
+
+
+class TestHeartbeat:
+    async def test_renews_every_third_of_the_lease_and_stops_with_the_block(self) -> None:
+        beats: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def renew() -> None:
+            beats.append(loop.time())
+
+        started = loop.time()
+        async with heartbeat(renew, timedelta(seconds=0.3), "test"):
+            async with asyncio.timeout(5):
+                while len(beats) < 3:  # noqa: ASYNC110 - waiting for the beats
+                    await asyncio.sleep(0.01)
+        count = len(beats)
+        await asyncio.sleep(0.3)
+        assert len(beats) == count  # no beat after the block
+        assert beats[0] - started >= 0.09
+        assert all(later - earlier >= 0.09 for earlier, later in itertools.pairwise(beats))
+
+    async def test_a_failed_renewal_is_tried_again_at_the_next_beat(self) -> None:
+        calls = 0
+
+        async def renew() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise OSError("the database went away for a moment")
+
+        async with heartbeat(renew, timedelta(seconds=0.15), "test"):
+            async with asyncio.timeout(5):
+                while calls < 2:  # noqa: ASYNC110 - waiting for the second beat
+                    await asyncio.sleep(0.01)
+        assert calls == 2
+
+    @pytest.mark.parametrize("name", ["webhook_lease_seconds", "mail_lease_seconds"])
+    def test_the_lease_settings_stay_under_a_minute(self, name: str) -> None:
+        assert getattr(Settings(), name) == 30
+        assert getattr(Settings(**{name: 59}), name) == 59
+        for refused in (60, 0.5):
+            with pytest.raises(ValueError, match=name):
+                Settings(**{name: refused})

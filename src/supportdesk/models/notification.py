@@ -40,6 +40,8 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(30))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The mailer that claimed the row until ``locked_until``: only it writes back.
+    owner: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -48,6 +48,8 @@ class WebhookJob(Base):
     state: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The dispatcher that holds the job until ``locked_until``: only it writes back.
+    owner: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -75,9 +77,12 @@ class WebhookDelivery(Base):
 
 
 class UrlLease(Base):
-    """At most one delivery in flight per receiving URL, across all dispatchers."""
+    """At most one delivery in flight per receiving URL, across all dispatchers: held by
+    ``owner`` until ``locked_until``, renewed by its heartbeat while it delivers, taken
+    over by another dispatcher once it runs out."""
 
     __tablename__ = "webhook_url_leases"
 
     url_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(32))
     locked_until: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,10 +4,15 @@ Each round: events not yet read by the mailer become at most one notification ro
 (unique per event, kind and recipient: an event read twice gives nothing new); due rows
 are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on SQLite) with
 a lease; the mails go out over SMTP outside any transaction; the outcome is written back.
-A mail server that is down is retried with exponential backoff and jitter. A mailer that
-dies between the server's acceptance and the write-back sends that one message again
-when the lease runs out (at least once; the Message-ID stays the same, so mail clients
-show it once).
+A mail server that is down is retried with exponential backoff and jitter.
+
+The claims name their owner (a random id per mailer) and last ``mail_lease_seconds``: a
+heartbeat renews them every third of that while the batch is sent, and they are renewed
+again before each further message, so a batch of slow sends never needs a longer lease.
+A mailer that dies stops renewing, and another takes its messages over once the lease
+runs out; the message that was in flight (accepted by the server, not yet written back)
+is sent again (at least once; the Message-ID stays the same, so mail clients show it
+once). Only the owner writes an outcome back.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -28,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from supportdesk.config import BusinessRules, Settings
 from supportdesk.domain.notifications import Language, NotificationKind
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.heartbeat import heartbeat
 from supportdesk.notifications.repository import NotificationRepository
 from supportdesk.notifications.schemas import NotificationStatus
 from supportdesk.notifications.service import NotificationService
@@ -49,6 +56,7 @@ class Claimed:
     recipient: str
     context: dict[str, Any]
     attempt: int
+    created_at: datetime
 
 
 class Mailer:
@@ -62,8 +70,9 @@ class Mailer:
         self.settings = settings
         self.rules = rules
         self._stopping = asyncio.Event()
-        # Long enough for a whole batch to be sent in turn, each up to the timeout.
-        self.lease = timedelta(seconds=settings.smtp_timeout_seconds * CLAIM_BATCH + 30)
+        # Who holds a claim: this mailer, and no other in this process or elsewhere.
+        self.owner = secrets.token_hex(16)
+        self.lease = timedelta(seconds=settings.mail_lease_seconds)
 
     async def run_forever(self) -> None:
         """Rounds until ``stop()``; the round under way is finished, not cut off."""
@@ -84,9 +93,27 @@ class Mailer:
         """One round; returns how many sends were attempted."""
         await self.plan()
         claimed = await self.claim()
-        for message in claimed:
-            await self.send(message)
+        held = {message.id for message in claimed}
+        async with heartbeat(lambda: self._renew(held), self.lease, "mail"):
+            for index, message in enumerate(claimed):
+                if index and not await self._renew(held):
+                    break  # every claim taken over: the new owner sends them
+                if message.id not in held:
+                    logger.warning("notification %s was taken over by another mailer", message.id)
+                    continue
+                await self.send(message)
+                held.discard(message.id)
         return len(claimed)
+
+    async def _renew(self, held: set[str]) -> set[str]:
+        """Extend the claims still held; forget those another mailer took over."""
+        async with self.sessionmaker() as session:
+            kept = await NotificationRepository(session).renew_claims(
+                self.owner, held, utcnow() + self.lease
+            )
+            await session.commit()
+        held.intersection_update(kept)
+        return kept
 
     async def plan(self) -> int:
         async with self.sessionmaker() as session:
@@ -105,7 +132,7 @@ class Mailer:
             now = utcnow()
             claimed = []
             for row in await repo.due(now, CLAIM_BATCH):
-                row.locked_until = now + self.lease
+                row.owner, row.locked_until = self.owner, now + self.lease
                 claimed.append(
                     Claimed(
                         id=row.id,
@@ -114,6 +141,7 @@ class Mailer:
                         recipient=row.recipient,
                         context=row.context,
                         attempt=row.attempts + 1,
+                        created_at=row.created_at,
                     )
                 )
             await session.commit()
@@ -194,19 +222,23 @@ class Mailer:
         async with self.sessionmaker() as session:
             repo = NotificationRepository(session)
             now = utcnow()
-            row = await repo.get_by_id(message.id)
-            if row is not None and row.status == NotificationStatus.QUEUED.value:
-                row.attempts = message.attempt
-                row.locked_until = None
-                row.subject = subject or row.subject
-                row.last_error = error
-                if error is None:
-                    row.status, row.sent_at = NotificationStatus.SENT.value, now
-                elif now - row.created_at > timedelta(hours=self.settings.mail_give_up_hours):
-                    row.status = NotificationStatus.FAILED.value
-                    logger.warning("gave up sending notification %s: %s", message.id, error)
-                else:
-                    row.next_attempt_at = now + self._backoff(message.attempt)
-                    logger.info("notification %s not sent, retried later: %s", message.id, error)
+            outcome: dict[str, object] = {"attempts": message.attempt, "last_error": error}
+            if subject is not None:
+                outcome["subject"] = subject
+            if error is None:
+                outcome.update(status=NotificationStatus.SENT.value, sent_at=now)
+            elif now - message.created_at > timedelta(hours=self.settings.mail_give_up_hours):
+                outcome.update(status=NotificationStatus.FAILED.value)
+                logger.warning("gave up sending notification %s: %s", message.id, error)
+            else:
+                outcome.update(next_attempt_at=now + self._backoff(message.attempt))
+                logger.info("notification %s not sent, retried later: %s", message.id, error)
+            if not await repo.finish_send(message.id, self.owner, outcome):
+                # Taken over meanwhile: the new owner's record stands.
+                logger.warning(
+                    "notification %s: attempt %d not recorded, the claim is no longer ours",
+                    message.id,
+                    message.attempt,
+                )
             await session.commit()
         return error is None

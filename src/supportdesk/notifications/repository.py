@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from supportdesk.kit.pagination import PageParams, fetch_page
@@ -49,6 +51,43 @@ class NotificationRepository(Repository):
         if self.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         return list((await self.session.scalars(stmt)).all())
+
+    async def renew_claims(self, owner: str, ids: Collection[str], until: datetime) -> set[str]:
+        """Extend the claims ``owner`` still holds among ``ids``; returns those."""
+        if not ids:
+            return set()
+        return set(
+            (
+                await self.session.scalars(
+                    update(Notification)
+                    .where(
+                        Notification.id.in_(sorted(ids)),
+                        Notification.owner == owner,
+                        Notification.status == "queued",
+                    )
+                    .values(locked_until=until)
+                    .returning(Notification.id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        )
+
+    async def finish_send(
+        self, notification_id: str, owner: str, values: Mapping[str, Any]
+    ) -> bool:
+        """Write a send's outcome, if ``owner`` still holds the claim: False when another
+        mailer took it over (or it is no longer queued), and nothing is written."""
+        result = await self.session.execute(
+            update(Notification)
+            .where(
+                Notification.id == notification_id,
+                Notification.owner == owner,
+                Notification.status == "queued",
+            )
+            .values(owner=None, locked_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def get_by_id(self, notification_id: str) -> Notification | None:
         return await self.session.get(Notification, notification_id, populate_existing=True)

@@ -4,8 +4,16 @@ per receiving URL, safe with several dispatchers (workers, replicas) at once.
 Each round: events not yet fanned out become one job per matching subscription; due
 jobs are claimed (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on
 SQLite) with a lease on the job and on its URL; the POSTs go out outside any
-transaction; the outcome is written back. A dispatcher that dies mid-delivery leaves
-leases that run out, and the job is delivered again: at least once.
+transaction; the outcome is written back.
+
+The leases name their owner (a random id per dispatcher) and last
+``webhook_lease_seconds``: a heartbeat renews them every third of that while the round
+runs, and the write-back of each job renews them before the next job of the URL, so a
+batch or a slow receiver never needs a longer lease. A dispatcher that dies (or loses
+the database for longer than the lease) stops renewing; another takes its URLs and jobs
+over once the leases run out and delivers the job that was in flight again: at least
+once. Only the owner writes an outcome back, so a dispatcher that lost its lease never
+overwrites what the new owner recorded.
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ import hmac
 import json
 import logging
 import random
+import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from supportdesk.config import Settings
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.heartbeat import heartbeat
 from supportdesk.kit.ids import new_id
 from supportdesk.models import Event, WebhookDelivery, WebhookJob
 from supportdesk.webhooks.repository import WebhookRepository
@@ -63,6 +73,8 @@ def event_body(event: Event) -> bytes:
 @dataclass(frozen=True)
 class Claimed:
     job_id: int
+    subscription_id: str
+    created_at: datetime
     url: str
     url_key: str
     secret: str
@@ -83,8 +95,9 @@ class Dispatcher:
         self.settings = settings
         self.client = client or delivery_client(settings.webhook_timeout_seconds)
         self._stopping = asyncio.Event()
-        # Long enough for a whole batch to one URL to be tried in turn.
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * CLAIM_BATCH + 30)
+        # Who holds a lease: this dispatcher, and no other in this process or elsewhere.
+        self.owner = secrets.token_hex(16)
+        self.lease = timedelta(seconds=settings.webhook_lease_seconds)
 
     async def run_forever(self) -> None:
         """Rounds until ``stop()``: a round under way is finished, not cut off, so the
@@ -109,13 +122,34 @@ class Dispatcher:
         by_url: dict[str, list[Claimed]] = {}
         for job in claimed:
             by_url.setdefault(job.url_key, []).append(job)
-        # URLs in parallel; the jobs of one URL one after another, in their order.
-        await asyncio.gather(*(self._deliver_in_turn(jobs) for jobs in by_url.values()))
+        # What this dispatcher holds: per URL, the jobs not yet written back.
+        held = {key: [job.job_id for job in jobs] for key, jobs in by_url.items()}
+        async with heartbeat(lambda: self._renew(held), self.lease, "webhook"):
+            # URLs in parallel; the jobs of one URL one after another, in their order.
+            await asyncio.gather(*(self._deliver_in_turn(jobs, held) for jobs in by_url.values()))
         return len(claimed)
 
-    async def _deliver_in_turn(self, jobs: list[Claimed]) -> None:
-        for job in jobs:
-            await self.deliver(job, release=job is jobs[-1])
+    async def _deliver_in_turn(self, jobs: list[Claimed], held: dict[str, list[int]]) -> None:
+        key = jobs[0].url_key
+        for index, job in enumerate(jobs):
+            if key not in held:  # taken over: the new owner delivers the rest
+                logger.warning("lost the lease of %s; another dispatcher delivers to it", job.url)
+                return
+            last = index == len(jobs) - 1
+            await self.deliver(job, release=last, held=held)
+            if last:
+                held.pop(key, None)
+            elif key in held:
+                held[key].remove(job.job_id)
+
+    async def _renew(self, held: dict[str, list[int]]) -> None:
+        async with self.sessionmaker() as session:
+            kept = await WebhookRepository(session).renew_url_leases(
+                self.owner, held, utcnow() + self.lease
+            )
+            await session.commit()
+        for key in set(held) - kept:
+            held.pop(key, None)
 
     async def fan_out(self) -> int:
         async with self.sessionmaker() as session:
@@ -167,14 +201,16 @@ class Dispatcher:
                 if job.url_key in refused:
                     continue
                 if job.url_key not in leased:
-                    if not await repo.take_url_lease(job.url_key, now, until):
+                    if not await repo.take_url_lease(job.url_key, self.owner, now, until):
                         refused.add(job.url_key)  # another delivery to it is in flight
                         continue
                     leased.add(job.url_key)
-                job.locked_until = until
+                job.owner, job.locked_until = self.owner, until
                 claimed.append(
                     Claimed(
                         job_id=job.id,
+                        subscription_id=job.subscription_id,
+                        created_at=job.created_at,
                         url=subscription.url,
                         url_key=job.url_key,
                         secret=subscription.secret,
@@ -216,7 +252,17 @@ class Dispatcher:
         delay = min(base, self.settings.webhook_retry_max_seconds)
         return timedelta(seconds=delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
 
-    async def deliver(self, job: Claimed, *, release: bool = True) -> bool:
+    async def deliver(
+        self,
+        job: Claimed,
+        *,
+        release: bool = True,
+        held: dict[str, list[int]] | None = None,
+    ) -> bool:
+        """POST one claimed job and write the outcome back, if this dispatcher still owns
+        the job (another may have taken it over: its record stands). Then either release
+        the URL (``release``) or renew the leases on it and on the jobs of ``held`` still
+        to come. Returns whether the receiver accepted it."""
         started = time.perf_counter()
         status, error = await self._post(job)
         latency = int((time.perf_counter() - started) * 1000)
@@ -224,13 +270,20 @@ class Dispatcher:
         async with self.sessionmaker() as session:
             repo = WebhookRepository(session)
             now = utcnow()
-            row = await repo.get_job(job.job_id)
-            if row is not None:
+            outcome: dict[str, object] = {"attempts": job.attempt}
+            if delivered:
+                outcome.update(state="delivered", finished_at=now)
+            elif now - job.created_at > timedelta(hours=self.settings.webhook_give_up_hours):
+                outcome.update(state="failed", finished_at=now)
+                logger.warning("gave up delivering %s to %s", job.event_id, job.url)
+            else:
+                outcome.update(next_attempt_at=now + self._backoff(job.attempt))
+            if await repo.finish_attempt(job.job_id, self.owner, outcome):
                 session.add(
                     WebhookDelivery(
                         id=new_id("dlv"),
-                        job_id=row.id,
-                        subscription_id=row.subscription_id,
+                        job_id=job.job_id,
+                        subscription_id=job.subscription_id,
                         event_id=job.event_id,
                         event_type=job.event_type,
                         attempt=job.attempt,
@@ -241,17 +294,22 @@ class Dispatcher:
                         at=now,
                     )
                 )
-                row.attempts = job.attempt
-                row.locked_until = None
-                if delivered:
-                    row.state, row.finished_at = "delivered", now
-                elif now - row.created_at > timedelta(hours=self.settings.webhook_give_up_hours):
-                    row.state, row.finished_at = "failed", now
-                    logger.warning("gave up delivering %s to %s", job.event_id, job.url)
-                else:
-                    row.next_attempt_at = now + self._backoff(job.attempt)
+            else:
+                # Taken over (or the subscription is gone): the new owner's record stands.
+                logger.warning(
+                    "attempt %d of %s to %s not recorded: the job is no longer ours",
+                    job.attempt,
+                    job.event_id,
+                    job.url,
+                )
             if release:
-                await repo.release_url_lease(job.url_key, now)
+                await repo.release_url_lease(job.url_key, self.owner, now)
+            elif held is not None and job.url_key in held:
+                # Before the next job of the URL: hold the URL and its jobs for one more
+                # lease, or learn that another dispatcher has them now.
+                mine = {job.url_key: held[job.url_key]}
+                if not await repo.renew_url_leases(self.owner, mine, now + self.lease):
+                    held.pop(job.url_key, None)
             await session.commit()
         return delivered
 

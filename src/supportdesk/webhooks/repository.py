@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -74,12 +76,15 @@ class WebhookRepository(Repository):
             stmt = stmt.with_for_update(of=WebhookJob, skip_locked=True)
         return list((await self.session.scalars(stmt)).all())
 
-    async def take_url_lease(self, url_key: str, now: datetime, until: datetime) -> bool:
-        """Hold the receiving URL, unless another delivery to it is in flight."""
+    async def take_url_lease(
+        self, url_key: str, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        """Hold the receiving URL for ``owner``, unless another dispatcher holds it (its
+        lease has not run out: a delivery to it is in flight)."""
         result = await self.session.execute(
             update(UrlLease)
             .where(UrlLease.url_key == url_key, UrlLease.locked_until < now)
-            .values(locked_until=until)
+            .values(owner=owner, locked_until=until)
             .execution_options(synchronize_session=False)
         )
         if int(getattr(result, "rowcount", 0) or 0) == 1:
@@ -87,22 +92,68 @@ class WebhookRepository(Repository):
         try:
             async with self.session.begin_nested():
                 await self.session.execute(
-                    insert(UrlLease).values(url_key=url_key, locked_until=until)
+                    insert(UrlLease).values(url_key=url_key, owner=owner, locked_until=until)
                 )
         except IntegrityError:
             return False
         return True
 
-    async def release_url_lease(self, url_key: str, now: datetime) -> None:
+    async def renew_url_leases(
+        self, owner: str, held: Mapping[str, Collection[int]], until: datetime
+    ) -> set[str]:
+        """Extend the leases ``owner`` still holds on these URLs, and on its jobs for
+        them; returns the URLs still held (the others were taken over)."""
+        held = {key: list(ids) for key, ids in held.items()}  # it changes while we wait
+        if not held:
+            return set()
+        # The jobs first, then the URLs: the order a claim locks them in (no deadlock).
+        job_ids = sorted(job_id for ids in held.values() for job_id in ids)
+        if job_ids:
+            await self.session.execute(
+                update(WebhookJob)
+                .where(
+                    WebhookJob.id.in_(job_ids),
+                    WebhookJob.owner == owner,
+                    WebhookJob.state == "pending",
+                )
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False)
+            )
+        return set(
+            (
+                await self.session.scalars(
+                    update(UrlLease)
+                    .where(UrlLease.url_key.in_(sorted(held)), UrlLease.owner == owner)
+                    .values(locked_until=until)
+                    .returning(UrlLease.url_key)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+        )
+
+    async def release_url_lease(self, url_key: str, owner: str, now: datetime) -> None:
+        """Free the URL; a heartbeat of ``owner`` that renews after this finds it gone."""
         await self.session.execute(
             update(UrlLease)
-            .where(UrlLease.url_key == url_key)
-            .values(locked_until=now)
+            .where(UrlLease.url_key == url_key, UrlLease.owner == owner)
+            .values(owner=None, locked_until=now)
             .execution_options(synchronize_session=False)
         )
 
-    async def get_job(self, job_id: int) -> WebhookJob | None:
-        return await self.session.get(WebhookJob, job_id, populate_existing=True)
+    async def finish_attempt(self, job_id: int, owner: str, values: Mapping[str, Any]) -> bool:
+        """Write an attempt's outcome to the job, if ``owner`` still holds it: False when
+        another dispatcher took it over (or it is gone), and nothing is written."""
+        result = await self.session.execute(
+            update(WebhookJob)
+            .where(
+                WebhookJob.id == job_id,
+                WebhookJob.owner == owner,
+                WebhookJob.state == "pending",
+            )
+            .values(owner=None, locked_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def get_event(self, event_id: str) -> Event | None:
         return await self.session.get(Event, event_id)
