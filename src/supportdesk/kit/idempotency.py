@@ -24,7 +24,6 @@ an idempotency key space and the secret itself is never stored.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -32,7 +31,6 @@ import logging
 import re
 import secrets
 import tempfile
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -47,6 +45,7 @@ from supportdesk.db import OWNED_SESSION_STATE
 from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, send_raw
 from supportdesk.kit.auth import Principal, hash_key
 from supportdesk.kit.clock import utcnow
+from supportdesk.kit.heartbeat import heartbeat
 from supportdesk.kit.repository import Repository
 from supportdesk.models import IdempotencyRecord
 
@@ -423,32 +422,19 @@ class IdempotencyMiddleware:
             return
         await send_raw(send, captured.status, captured.headers, bytes(captured.body))
 
-    @contextlib.asynccontextmanager
-    async def _lease(
+    def _lease(
         self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
-    ) -> AsyncIterator[None]:
+    ) -> contextlib.AbstractAsyncContextManager[None]:
         """Keep the claim alive while the request runs, so no retry takes it over."""
 
         async def renew() -> None:
-            interval = self.policy.lease.total_seconds() / 3
-            while True:
-                await asyncio.sleep(interval)
-                try:
-                    async with sessionmaker() as session:
-                        await IdempotencyRepository(session).extend_lease(
-                            claim, utcnow() + self.policy.lease
-                        )
-                        await session.commit()
-                except Exception:  # the next renewal tries again
-                    logger.warning("could not renew the idempotency lease", exc_info=True)
+            async with sessionmaker() as session:
+                await IdempotencyRepository(session).extend_lease(
+                    claim, utcnow() + self.policy.lease
+                )
+                await session.commit()
 
-        task = asyncio.create_task(renew())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return heartbeat(renew, self.policy.lease, "idempotency")
 
     async def _release(
         self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
