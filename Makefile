@@ -25,7 +25,8 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
-# The attack cases alone (SSRF, out-of-range input, ...): tests marked `security`.
+# The attack cases alone (bodies before auth, uploads, SSRF, CSV formulas, out-of-range
+# instants, order of checks, the runtime role and the ledger): tests marked `security`.
 security: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m security
 

@@ -223,6 +223,7 @@ class TestGrants:
         await asyncio.to_thread(migrate.grant, roles.owner_url, roles.app)
 
 
+@pytest.mark.security
 class TestLedgerAsRuntimeRole:
     async def test_it_reads_and_appends(self, roles: Roles, entry: dict[str, Any]) -> None:
         row = await ledger_row(roles.app_url, entry["id"])
