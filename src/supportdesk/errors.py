@@ -291,6 +291,8 @@ def _database_unavailable(exc: BaseException) -> bool:
         asyncpg.exceptions.ConnectionDoesNotExistError
         | asyncpg.exceptions.PostgresConnectionError
         | asyncpg.exceptions.OperatorInterventionError
+        | asyncpg.exceptions.TooManyConnectionsError
+        | asyncpg.exceptions.CannotConnectNowError
         | ConnectionError,
     )
 
