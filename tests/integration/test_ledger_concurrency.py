@@ -41,7 +41,7 @@ class TestConcurrentDebitsOnPostgres:
             queue.put_nowait((index, units))
         answers: list[httpx.Response] = []
 
-        async with live_client(database_url, pool_size=50) as http:
+        async with live_client(database_url, pool_size=30) as http:
             customer_id = await _customer_with_units(http, admin, 1000)
             url = f"/api/v1/customers/{customer_id}/ledger/entries"
 
