@@ -63,9 +63,7 @@ def derive(
         # The running pause counts up to now: the due time moves while the clock stands.
         pauses = [*pauses, (t.paused_since, max(now, t.paused_since))]
     calendar = rules.calendar
-    due = first_response_due(
-        t.received_at, group, Severity(t.severity), calendar, rules.sla_targets, pauses
-    )
+    due = _due(t, group, pauses, rules)
     if t.first_response_at is not None:
         state = SlaState.ON_TRACK if t.first_response_at <= due else SlaState.BREACHED
     else:
@@ -79,6 +77,40 @@ def derive(
             rules.at_risk_ratio,
         )
     return Derived(group, blockers, holds(blockers, group), due, state)
+
+
+# Due times by the stored values they depend on, per rules object: a page of the queue
+# read again and again derives the same ones. A running pause moves the due time with
+# the clock, so those tickets are never remembered.
+_DueKey = tuple[datetime, SupportGroup, str, tuple[Interval, ...]]
+_DUE_MEMO: dict[int, tuple[BusinessRules, dict[_DueKey, datetime]]] = {}
+_DUE_MEMO_SIZE = 50_000
+
+
+def _due(
+    t: TicketRecord, group: SupportGroup, pauses: list[Interval], rules: BusinessRules
+) -> datetime:
+    if t.paused_since is not None:
+        severity = Severity(t.severity)
+        return first_response_due(
+            t.received_at, group, severity, rules.calendar, rules.sla_targets, pauses
+        )
+    entry = _DUE_MEMO.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        if len(_DUE_MEMO) > 8:
+            _DUE_MEMO.clear()
+        entry = _DUE_MEMO[id(rules)] = (rules, {})
+    memo = entry[1]
+    key = (t.received_at, group, t.severity, tuple(pauses))
+    due = memo.get(key)
+    if due is None:
+        if len(memo) >= _DUE_MEMO_SIZE:
+            memo.clear()
+        severity = Severity(t.severity)
+        due = memo[key] = first_response_due(
+            t.received_at, group, severity, rules.calendar, rules.sla_targets, pauses
+        )
+    return due
 
 
 def group_now(around: Surroundings) -> SupportGroup:
