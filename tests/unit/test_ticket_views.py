@@ -57,7 +57,7 @@ minutes = st.integers(min_value=0, max_value=60 * 24 * 60)
 
 
 class TestDerive:
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=500, deadline=None)
     @given(
         arrival=minutes,
         group=st.sampled_from(SupportGroup),

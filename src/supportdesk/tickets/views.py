@@ -59,11 +59,17 @@ def derive(
         has_database_backup=t.has_database_backup,
     )
     blockers = compute_blockers(facts, group)
-    if t.paused_since is not None:
-        # The running pause counts up to now: the due time moves while the clock stands.
-        pauses = [*pauses, (t.paused_since, max(now, t.paused_since))]
-    calendar = rules.calendar
     due = _due(t, group, pauses, rules)
+    if t.paused_since is not None:
+        # The running pause counts up to now: the due time moves while the clock stands,
+        # unless it fell due before the pause began (then the pause cannot move it).
+        pauses = [*pauses, (t.paused_since, max(now, t.paused_since))]
+        if due >= t.paused_since:
+            severity = Severity(t.severity)
+            due = first_response_due(
+                t.received_at, group, severity, rules.calendar, rules.sla_targets, pauses
+            )
+    calendar = rules.calendar
     if t.first_response_at is not None:
         state = SlaState.ON_TRACK if t.first_response_at <= due else SlaState.BREACHED
     else:
@@ -79,9 +85,8 @@ def derive(
     return Derived(group, blockers, holds(blockers, group), due, state)
 
 
-# Due times by the stored values they depend on, per rules object: a page of the queue
-# read again and again derives the same ones. A running pause moves the due time with
-# the clock, so those tickets are never remembered.
+# Due times by the stored values they depend on (the ended pauses), per rules object: a
+# page read again and again derives the same ones.
 _DueKey = tuple[datetime, SupportGroup, str, tuple[Interval, ...]]
 _DUE_MEMO: dict[int, tuple[BusinessRules, dict[_DueKey, datetime]]] = {}
 _DUE_MEMO_SIZE = 50_000
@@ -90,11 +95,6 @@ _DUE_MEMO_SIZE = 50_000
 def _due(
     t: TicketRecord, group: SupportGroup, pauses: list[Interval], rules: BusinessRules
 ) -> datetime:
-    if t.paused_since is not None:
-        severity = Severity(t.severity)
-        return first_response_due(
-            t.received_at, group, severity, rules.calendar, rules.sla_targets, pauses
-        )
     entry = _DUE_MEMO.get(id(rules))
     if entry is None or entry[0] is not rules:
         if len(_DUE_MEMO) > 8:
