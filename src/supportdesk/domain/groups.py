@@ -63,7 +63,14 @@ class ContractPeriod:
 
 def support_group(contracts: Iterable[ContractPeriod], balance: int, today: date) -> SupportGroup:
     """The customer's group now; ``today`` is the date in the business calendar's zone."""
-    if any(contract.is_valid_on(today) for contract in contracts):
+    return group_of(any(contract.is_valid_on(today) for contract in contracts), balance)
+
+
+def group_of(contract_valid: bool, balance: int) -> SupportGroup:
+    """The group of a customer with (or without) a contract valid today and ``balance``
+    units: what ``support_group`` decides once the contracts are judged (a query can
+    judge them where they are stored)."""
+    if contract_valid:
         return SupportGroup.CONTRACT
     if balance > 0:
         return SupportGroup.PREMIUM

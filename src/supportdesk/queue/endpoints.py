@@ -11,6 +11,7 @@ from supportdesk.kit.rules import RulesDep
 from supportdesk.queue.schemas import TicketRead
 from supportdesk.queue.service import QueueService
 from supportdesk.tickets.schemas import ticket_read
+from supportdesk.tickets.views import answer, render_page
 
 router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
 
@@ -29,9 +30,10 @@ Worker = Annotated[Principal, Allowed(Permission.work_queue)]
 )
 async def read_queue(
     principal: Worker, session: SessionDep, rules: RulesDep, page: PageDep
-) -> Page[TicketRead]:
+) -> Response:
     views, next_cursor = await QueueService(session, rules, principal).list_queue(page)
-    return Page(items=[ticket_read(v) for v in views], next_cursor=next_cursor)
+    body = render_page([answer(t, view) for t, view in views], next_cursor)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

@@ -9,9 +9,10 @@ from supportdesk.config import BusinessRules
 from supportdesk.errors import InvalidInput
 from supportdesk.kit.auth import Principal
 from supportdesk.kit.pagination import PageParams, encode_cursor
-from supportdesk.models import Ticket
 from supportdesk.queue.repository import QueueKey, TicketRepository
-from supportdesk.tickets.service import TicketService, TicketView
+from supportdesk.tickets.repository import TicketRecord
+from supportdesk.tickets.service import TicketReader, TicketService, TicketView
+from supportdesk.tickets.views import Derived
 
 # A claim passes over at most this many tickets that turned out to be held.
 MAX_HELD_SKIPS = 25
@@ -30,9 +31,10 @@ def _decode_key(after: str) -> QueueKey:
     return key
 
 
-def _encode_key(t: Ticket) -> str:
-    key = [t.queue_group, t.severity_rank, t.received_at.isoformat(), t.id]
-    return encode_cursor(json.dumps(key))
+def _encode_key(key: QueueKey) -> str:
+    group_rank, severity_rank, received_at, ticket_id = key
+    stamp = received_at.isoformat()
+    return encode_cursor(json.dumps([group_rank, severity_rank, stamp, ticket_id]))
 
 
 class QueueService:
@@ -41,26 +43,28 @@ class QueueService:
     def __init__(
         self, session: AsyncSession, rules: BusinessRules, principal: Principal | None = None
     ) -> None:
+        self.session = session
         self.rules = rules
+        self.principal = principal
         self.tickets = TicketRepository(session)
-        self.ticket_service = TicketService(session, rules, principal=principal)
 
-    async def list_queue(self, params: PageParams) -> tuple[list[TicketView], str | None]:
+    async def list_queue(
+        self, params: PageParams
+    ) -> tuple[list[tuple[TicketRecord, Derived]], str | None]:
         after = _decode_key(params.after) if params.after else None
-        rows = await self.tickets.queue_page(params.limit + 1, after)
-        more = len(rows) > params.limit
-        rows = rows[: params.limit]
-        next_cursor = _encode_key(rows[-1]) if more and rows else None
-        return await self.ticket_service.views(rows), next_cursor
+        reader = TicketReader(self.session, self.rules, self.principal)
+        views, last = await reader.queue_page(params.limit, after)
+        return views, _encode_key(last) if last is not None else None
 
     async def claim_next(self) -> TicketView | None:
         """Take the first ticket of the queue; two claimers never get the same one."""
+        service = TicketService(self.session, self.rules, principal=self.principal)
         passed_over: list[str] = []
         for _ in range(MAX_HELD_SKIPS):
             ticket = await self.tickets.next_in_queue(skip=passed_over)
             if ticket is None:
                 return None
-            taken = await self.ticket_service.take_from_queue(ticket)
+            taken = await service.take_from_queue(ticket)
             if taken is not None:
                 return taken
             passed_over.append(ticket.id)

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import date, datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Row,
     Select,
+    Table,
     and_,
+    bindparam,
     exists,
     func,
     literal_column,
@@ -17,15 +21,17 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from supportdesk.kit.pagination import PageParams, fetch_page
+from supportdesk.kit.pagination import PageParams, encode_cursor, fetch_page
 from supportdesk.kit.repository import Repository
 from supportdesk.models import (
     Attachment,
     Comment,
     Contract,
+    Customer,
     Escalation,
     Product,
     Ticket,
@@ -60,6 +66,181 @@ def _escape_like(word: str) -> str:
     return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+class TicketRecord(NamedTuple):
+    """A ticket's stored values as the hot reads select them: the fields of the answer in
+    its order, then what only the derivation reads. Plain values, no ORM object."""
+
+    id: str
+    customer_id: str
+    contact_id: str | None
+    category: str
+    severity: str
+    status: str
+    subject: str
+    description: str
+    steps_to_reproduce: str | None
+    product: str | None
+    addon_version: str | None
+    env_os: str | None
+    env_host_application: str | None
+    env_host_version: str | None
+    env_database_server: str | None
+    env_extra: dict[str, Any] | None
+    received_at: datetime
+    first_response_at: datetime | None
+    next_business_window: datetime | None
+    concept: str | None
+    concept_en: str | None
+    proposed_appointments: list[dict[str, str]] | None
+    dongle_received_at: datetime | None
+    assignee_key_id: str | None
+    updated_at: datetime
+    has_image_screenshot: bool
+    has_database_backup: bool
+    paused_since: datetime | None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketRecord:
+        """The same values from a loaded ticket (the writes' path)."""
+        return cls._make([getattr(ticket, name) for name in cls._fields])
+
+
+class Surroundings(NamedTuple):
+    """What a ticket's view depends on beyond the ticket: the customer's standing today,
+    the product's latest version and the ticket's ended pauses."""
+
+    unit_balance: int
+    contract_valid: bool
+    latest_version: str | None
+    pauses: list[tuple[datetime, datetime]]
+
+
+class ReadRow(NamedTuple):
+    record: TicketRecord
+    around: Surroundings
+    queue_key: QueueKey
+
+
+_TICKETS = cast(Table, Ticket.__table__)
+_N = len(TicketRecord._fields)
+# Built once per dialect and shape: a Core statement built per call costs more than
+# its round trip.
+_STATEMENTS: dict[tuple[object, ...], Select[Any]] = {}
+
+
+def _pauses_postgres() -> ColumnElement[Any]:
+    pauses = cast(Table, TicketPause.__table__)
+    pair = array([pauses.c.started_at, pauses.c.ended_at])
+    agg = func.array_agg(aggregate_order_by(pair, pauses.c.id))
+    return select(agg).where(pauses.c.ticket_id == _TICKETS.c.id).scalar_subquery().label("pauses")
+
+
+def _pauses_sqlite() -> ColumnElement[Any]:
+    pauses = cast(Table, TicketPause.__table__)
+    ordered = (
+        select(pauses.c.started_at, pauses.c.ended_at)
+        .where(pauses.c.ticket_id == _TICKETS.c.id)
+        .order_by(pauses.c.id)
+        .subquery()
+    )
+    pair = func.json_array(ordered.c.started_at, ordered.c.ended_at)
+    return select(func.json_group_array(pair)).scalar_subquery().label("pauses")
+
+
+def _decode_pauses(value: Any) -> list[tuple[datetime, datetime]]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        # SQLite: JSON text of the stored naive UTC texts.
+        return [
+            (
+                datetime.fromisoformat(a).replace(tzinfo=UTC),
+                datetime.fromisoformat(b).replace(tzinfo=UTC),
+            )
+            for a, b in json.loads(value)
+        ]
+    return [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in value]
+
+
+def _read_select(postgres: bool) -> Select[Any]:
+    """Tickets with their customer's standing today, their product's latest version and
+    their pauses: everything a view needs, in one statement."""
+    t = _TICKETS
+    customers = cast(Table, Customer.__table__)
+    contracts = cast(Table, Contract.__table__)
+    products = cast(Table, Product.__table__)
+    today = bindparam("today", type_=contracts.c.starts_on.type)
+    contract_valid = (
+        exists()
+        .where(
+            contracts.c.customer_id == t.c.customer_id,
+            contracts.c.starts_on <= today,
+            or_(contracts.c.ends_on.is_(None), contracts.c.ends_on >= today),
+        )
+        .label("contract_valid")
+    )
+    latest = (
+        select(products.c.latest_version)
+        .where(products.c.code == t.c.product)
+        .scalar_subquery()
+        .label("latest_version")
+    )
+    return select(
+        *(t.c[name] for name in TicketRecord._fields),
+        customers.c.unit_balance,
+        contract_valid,
+        latest,
+        _pauses_postgres() if postgres else _pauses_sqlite(),
+        t.c.queue_group,
+        t.c.severity_rank,
+    ).select_from(t.join(customers, customers.c.id == t.c.customer_id))
+
+
+def _read_rows(rows: Sequence[Row[Any]]) -> list[ReadRow]:
+    found = []
+    make = TicketRecord._make
+    for row in rows:
+        values = tuple(row)
+        record = make(values[:_N])
+        balance, contract_valid, latest, pauses, group_rank, severity_rank = values[_N:]
+        found.append(
+            ReadRow(
+                record,
+                Surroundings(balance, bool(contract_valid), latest, _decode_pauses(pauses)),
+                (group_rank, severity_rank, record.received_at, record.id),
+            )
+        )
+    return found
+
+
+def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
+    t = _TICKETS
+    kind = shape[0]
+    if kind == "one":
+        return stmt.where(t.c.id == bindparam("ticket_id"))
+    if kind == "page":
+        names, after = cast(tuple[str, ...], shape[1]), shape[2]
+        for name in names:
+            stmt = stmt.where(t.c[name] == bindparam(name))
+        if after:
+            stmt = stmt.where(t.c.id > bindparam("after"))
+        return stmt.order_by(t.c.id).limit(bindparam("limit"))
+    # The queue: one range scan of the partial index ix_tickets_queue, in working order
+    # (the status a literal, so that the planner matches the index's predicate).
+    stmt = stmt.where(t.c.status == literal_column("'open'"))
+    if shape[1]:
+        key = tuple_(t.c.queue_group, t.c.severity_rank, t.c.received_at, t.c.id)
+        bound = tuple_(
+            bindparam("k0", type_=t.c.queue_group.type),
+            bindparam("k1", type_=t.c.severity_rank.type),
+            bindparam("k2", type_=t.c.received_at.type),
+            bindparam("k3", type_=t.c.id.type),
+        )
+        stmt = stmt.where(key > bound)
+    order = (t.c.queue_group, t.c.severity_rank, t.c.received_at, t.c.id)
+    return stmt.order_by(*order).limit(bindparam("limit"))
+
+
 class TicketRepository(Repository):
     def __init__(self, session: AsyncSession, scope: str | None = None) -> None:
         super().__init__(session)
@@ -76,6 +257,77 @@ class TicketRepository(Repository):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
+
+    # The hot reads: Core statements returning rows, no ORM objects -----------------
+
+    def _statement(self, *shape: object) -> Select[Any]:
+        postgres = self.is_postgres
+        key = (postgres, self.scope is not None, *shape)
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            stmt = _read_select(postgres)
+            if self.scope is not None:
+                stmt = stmt.where(_TICKETS.c.customer_id == bindparam("scope"))
+            stmt = _shape(stmt, shape)
+            _STATEMENTS[key] = stmt
+        return stmt
+
+    def _params(self, today: date, **params: object) -> dict[str, object]:
+        params["today"] = today
+        if self.scope is not None:
+            params["scope"] = self.scope
+        return params
+
+    async def _rows(self, stmt: Select[Any], params: dict[str, object]) -> list[ReadRow]:
+        connection = await self.session.connection()
+        return _read_rows((await connection.execute(stmt, params)).all())
+
+    async def read_by_id(self, ticket_id: str, today: date) -> ReadRow | None:
+        """The ticket with what its view needs, in one statement; None when it does not
+        exist or the caller's customer may not see it."""
+        rows = await self._rows(self._statement("one"), self._params(today, ticket_id=ticket_id))
+        return rows[0] if rows else None
+
+    async def read_page(
+        self,
+        params: PageParams,
+        today: date,
+        *,
+        q: str | None = None,
+        include_internal: bool = True,
+        **filters: str | None,
+    ) -> tuple[list[ReadRow], str | None]:
+        """A page of tickets by id, each with what its view needs, in one statement."""
+        given = {name: value for name, value in filters.items() if value is not None}
+        names = tuple(sorted(given))
+        stmt = self._statement("page", names, params.after is not None)
+        if q:
+            stmt = stmt.where(self._matches(q, include_internal=include_internal))
+        values = self._params(today, limit=params.limit + 1, after=params.after, **given)
+        rows = await self._rows(stmt, values)
+        if len(rows) <= params.limit:
+            return rows, None
+        rows = rows[: params.limit]
+        return rows, encode_cursor(rows[-1].record.id)
+
+    async def read_queue_page(
+        self, limit: int, after: QueueKey | None, today: date
+    ) -> list[ReadRow]:
+        """Open tickets in working order, each with what its view needs, in one statement."""
+        stmt = self._statement("queue", after is not None)
+        values = self._params(today, limit=limit)
+        if after is not None:
+            values.update(zip(("k0", "k1", "k2", "k3"), after, strict=True))
+        return await self._rows(stmt, values)
+
+    async def customer_visible(self, customer_id: str) -> bool:
+        """Whether the customer exists and the caller may see it."""
+        customers = cast(Table, Customer.__table__)
+        stmt = select(customers.c.id).where(customers.c.id == customer_id)
+        if self.scope is not None:
+            stmt = stmt.where(customers.c.id == self.scope)
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).first() is not None
 
     async def list_page(
         self,

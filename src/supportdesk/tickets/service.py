@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.config import BusinessRules, Settings
 from supportdesk.customers.repository import ContactRepository, CustomerRepository
 from supportdesk.customers.service import StandingService
-from supportdesk.domain.blockers import Blocker, TicketFacts, compute_blockers, holds
+from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.calendar import Interval
 from supportdesk.domain.errors import NotApplicable, RuleViolation
 from supportdesk.domain.files import sniff_image
 from supportdesk.domain.groups import Severity, SupportGroup
-from supportdesk.domain.sla import SlaState, first_response_due, sla_state
+from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import (
     CLOCK_STOPPED,
     TicketCategory,
@@ -55,7 +55,7 @@ from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.kit.uploads import ReceivedFile
 from supportdesk.models import Attachment, Comment, Escalation, Ticket, TicketPause
-from supportdesk.tickets.repository import TicketRepository
+from supportdesk.tickets.repository import QueueKey, ReadRow, TicketRecord, TicketRepository
 from supportdesk.tickets.schemas import (
     Appointment,
     CommentCreate,
@@ -65,6 +65,7 @@ from supportdesk.tickets.schemas import (
     TicketUpdate,
     ticket_read,
 )
+from supportdesk.tickets.views import Derived, derive, derive_row
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -106,6 +107,74 @@ class _Surroundings:
     groups: Mapping[str, SupportGroup]
     latest: Mapping[str, str | None]
     pauses: Mapping[str, list[TicketPause]]
+
+
+class TicketReader:
+    """The hot reads of tickets: one Core statement for the rows and what their views
+    need, each view derived once, no ORM object and no unit of work."""
+
+    def __init__(
+        self, session: AsyncSession, rules: BusinessRules, principal: Principal | None
+    ) -> None:
+        self.rules = rules
+        self.by_customer = principal is not None and principal.role is Role.customer
+        self.tickets = TicketRepository(session, principal.customer_scope if principal else None)
+
+    def _views(self, rows: list[ReadRow], now: datetime) -> list[tuple[TicketRecord, Derived]]:
+        rules = self.rules
+        return [(row.record, derive_row(row, rules, now)) for row in rows]
+
+    async def get_ticket(self, ticket_id: str) -> tuple[TicketRecord, Derived]:
+        now = utcnow()
+        row = await self.tickets.read_by_id(ticket_id, self.rules.calendar.local_date(now))
+        if row is None:
+            raise NotFound.of("ticket", ticket_id)
+        return row.record, derive_row(row, self.rules, now)
+
+    async def list_tickets(
+        self,
+        params: PageParams,
+        *,
+        status: TicketStatus | None = None,
+        customer_id: str | None = None,
+        category: TicketCategory | None = None,
+        severity: Severity | None = None,
+        q: str | None = None,
+    ) -> tuple[list[tuple[TicketRecord, Derived]], str | None]:
+        now = utcnow()
+        rows, next_cursor = await self.tickets.read_page(
+            params,
+            self.rules.calendar.local_date(now),
+            status=status.value if status else None,
+            customer_id=customer_id,
+            category=category.value if category else None,
+            severity=severity.value if severity else None,
+            q=q,
+            # A customer finds its tickets by what it can read, never by internal notes.
+            include_internal=not self.by_customer,
+        )
+        # Another customer's id in a filter is as unknown as one that does not exist. A
+        # ticket found proves its customer visible: only an empty page asks.
+        if (
+            customer_id is not None
+            and not rows
+            and not await self.tickets.customer_visible(customer_id)
+        ):
+            raise NotFound.of("customer", customer_id)
+        return self._views(rows, now), next_cursor
+
+    async def queue_page(
+        self, limit: int, after: QueueKey | None
+    ) -> tuple[list[tuple[TicketRecord, Derived]], QueueKey | None]:
+        """Open tickets in working order, and the key of the last one when more follow."""
+        now = utcnow()
+        rows = await self.tickets.read_queue_page(
+            limit + 1, after, self.rules.calendar.local_date(now)
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1].queue_key if more and rows else None
+        return self._views(rows, now), last
 
 
 class TicketService:
@@ -166,43 +235,10 @@ class TicketService:
         pauses: list[Interval],
         now: datetime,
     ) -> TicketView:
-        facts = TicketFacts(
-            category=TicketCategory(ticket.category),
-            os=ticket.env_os,
-            host_application=ticket.env_host_application,
-            product=ticket.product,
-            addon_version=ticket.addon_version,
-            latest_version=latest_version,
-            steps_to_reproduce=ticket.steps_to_reproduce,
-            has_image_screenshot=ticket.has_image_screenshot,
-            has_database_backup=ticket.has_database_backup,
+        d = derive(TicketRecord.of(ticket), group, latest_version, pauses, self.rules, now)
+        return TicketView(
+            ticket, d.support_group, d.blockers, d.held, d.first_response_due, d.sla_state
         )
-        blockers = compute_blockers(facts, group)
-        if ticket.paused_since is not None:
-            # The running pause counts up to now: the due time moves while the clock stands.
-            pauses = [*pauses, (ticket.paused_since, max(now, ticket.paused_since))]
-        calendar = self.rules.calendar
-        due = first_response_due(
-            ticket.received_at,
-            group,
-            Severity(ticket.severity),
-            calendar,
-            self.rules.sla_targets,
-            pauses,
-        )
-        if ticket.first_response_at is not None:
-            state = SlaState.ON_TRACK if ticket.first_response_at <= due else SlaState.BREACHED
-        else:
-            state = sla_state(
-                now,
-                ticket.received_at,
-                due,
-                ticket.paused_since is not None,
-                calendar,
-                pauses,
-                self.rules.at_risk_ratio,
-            )
-        return TicketView(ticket, group, blockers, holds(blockers, group), due, state)
 
     # Status changes and the events they raise -------------------------------------------
 
@@ -782,6 +818,7 @@ def _content_type(image_type: str | None, received: ReceivedFile) -> str:
 __all__ = [
     "INERT_TYPES",
     "RuleViolation",
+    "TicketReader",
     "TicketService",
     "TicketView",
     "safe_filename",
