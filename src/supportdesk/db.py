@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,17 +161,33 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 OWNED_SESSION_STATE = "idempotent_session"
 
 
+@dataclass
+class OwnedTransaction:
+    """A request's transaction owned by middleware, which commits or rolls it back.
+
+    ``failed`` is set when the request raised: its changes must be rolled back, whatever
+    answer the error handlers made of the error.
+    """
+
+    session: AsyncSession
+    failed: bool = False
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session and transaction: commit on success, roll back on error.
 
     When the idempotency middleware owns the transaction (a POST with an
-    ``Idempotency-Key``), the request works in a savepoint of it: an error undoes the
-    request's changes, and the middleware commits them together with the stored answer.
+    ``Idempotency-Key``), the request works in it and an error marks it failed: the
+    middleware then rolls the request's changes back, and otherwise commits them
+    together with the stored answer.
     """
     owned = request.scope.get("state", {}).get(OWNED_SESSION_STATE)
-    if isinstance(owned, AsyncSession):
-        async with owned.begin_nested():
-            yield owned
+    if isinstance(owned, OwnedTransaction):
+        try:
+            yield owned.session
+        except BaseException:
+            owned.failed = True
+            raise
         return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
