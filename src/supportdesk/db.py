@@ -190,10 +190,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
+    session = sessionmaker()
+    # Each of commit, rollback and close costs a hop into SQLAlchemy's greenlet (close
+    # also a task): only what a transaction was begun for is ended. A commit or rollback
+    # gives the connection back; what is left for close to do is to forget the objects.
+    try:
+        yield session
+        if session.in_transaction():
             await session.commit()
-        except BaseException:
+    except BaseException:
+        if session.in_transaction():
             await session.rollback()
-            raise
+        raise
+    finally:
+        if session.in_transaction():
+            await session.close()
