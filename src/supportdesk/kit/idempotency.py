@@ -430,20 +430,23 @@ class IdempotencyMiddleware:
             return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         fingerprint = _fingerprint(scope, media_type, key, body, body_digest)
+        # One session: the claim commits on its own, the request then runs in the
+        # session's next transaction. Every path ends its transactions, so the session
+        # is closed only if one was left (a close costs a task and a greenlet hop).
+        session = sessionmaker()
         try:
-            # One session: the claim commits on its own, the request then runs in the
-            # session's next transaction.
-            async with sessionmaker() as session:
-                claim = await IdempotencyRepository(session).claim(
-                    caller, key, fingerprint, utcnow(), self.policy
-                )
-                await session.commit()
-                if claim.outcome is ClaimOutcome.ACQUIRED:
-                    assert claim.held is not None
-                    replay = _replaying_receive(body, receive)
-                    await self._run(scope, replay, send, session, claim.held)
-                    return
+            claim = await IdempotencyRepository(session).claim(
+                caller, key, fingerprint, utcnow(), self.policy
+            )
+            await session.commit()
+            if claim.outcome is ClaimOutcome.ACQUIRED:
+                assert claim.held is not None
+                replay = _replaying_receive(body, receive)
+                await self._run(scope, replay, send, session, claim.held)
+                return
         finally:
+            if session.in_transaction():
+                await session.close()
             if not isinstance(body, bytes):
                 body.close()
         if claim.outcome is ClaimOutcome.REPLAY:
