@@ -3,11 +3,14 @@
 A POST that carries the header is run at most once per (caller, key):
 
 1. The key is *claimed* in a short transaction of its own (state ``running``, with a
-   lease kept alive while the request runs). A concurrent request with the same key
-   sees the claim and gets 409; one with the same key and a different request gets 422.
+   lease kept alive while the request runs): a new key by one ``INSERT … ON CONFLICT DO
+   NOTHING``, a key already there judged only then. A concurrent request with the same
+   key sees the claim and gets 409; one with the same key and a different request 422.
 2. The request runs in a transaction owned by this middleware. Its response is captured
    and written to the record **in the same transaction** as the request's own changes,
    so "the change happened" and "its answer is stored" commit together or not at all.
+   A request that raised has its changes rolled back; the answer made of its error is
+   then stored alone.
 3. A retry then gets the stored answer (status, headers, body) with
    ``Idempotent-Replayed: true``; nothing is done twice.
 
