@@ -7,13 +7,16 @@ repositories never commit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 from supportdesk.config import Settings
@@ -92,6 +95,41 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A pooled connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN_AT = "supportdesk_checked_in_at"
+
+
+def _ping_idle_connections(engine: AsyncEngine, idle: float) -> None:
+    """Ping a pooled connection on checkout only if it sat idle for ``idle`` seconds.
+
+    ``pool_pre_ping`` pings on every checkout (BEGIN, ping, ROLLBACK on asyncpg: three
+    round trips per request). A connection in steady use needs none: if the server drops
+    it, the statement that finds out fails with a disconnect, that request gets 503 with
+    Retry-After, and SQLAlchemy invalidates the whole pool so that every other connection
+    is replaced on its next checkout. A connection that sat idle (a restart of the server,
+    a firewall's idle timeout) is pinged first, and a failed ping raises
+    ``DisconnectionError``, on which the pool retries the checkout with a fresh connection.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle:
+            return  # a fresh connection, or one in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("a pooled connection failed its ping") from error
+
+
 def build_engine(settings: Settings) -> AsyncEngine:
     # Imported here: the audit hook needs the models, which need this module.
     from supportdesk.kit.audit import install_audit
@@ -105,13 +143,14 @@ def build_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         echo=settings.database_echo,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
     )
+    _ping_idle_connections(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
 
 
 def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -122,23 +161,47 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 OWNED_SESSION_STATE = "idempotent_session"
 
 
+@dataclass
+class OwnedTransaction:
+    """A request's transaction owned by middleware, which commits or rolls it back.
+
+    ``failed`` is set when the request raised: its changes must be rolled back, whatever
+    answer the error handlers made of the error.
+    """
+
+    session: AsyncSession
+    failed: bool = False
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session and transaction: commit on success, roll back on error.
 
     When the idempotency middleware owns the transaction (a POST with an
-    ``Idempotency-Key``), the request works in a savepoint of it: an error undoes the
-    request's changes, and the middleware commits them together with the stored answer.
+    ``Idempotency-Key``), the request works in it and an error marks it failed: the
+    middleware then rolls the request's changes back, and otherwise commits them
+    together with the stored answer.
     """
     owned = request.scope.get("state", {}).get(OWNED_SESSION_STATE)
-    if isinstance(owned, AsyncSession):
-        async with owned.begin_nested():
-            yield owned
+    if isinstance(owned, OwnedTransaction):
+        try:
+            yield owned.session
+        except BaseException:
+            owned.failed = True
+            raise
         return
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
-        try:
-            yield session
+    session = sessionmaker()
+    # Each of commit, rollback and close costs a hop into SQLAlchemy's greenlet (close
+    # also a task): only what a transaction was begun for is ended. A commit or rollback
+    # gives the connection back; what is left for close to do is to forget the objects.
+    try:
+        yield session
+        if session.in_transaction():
             await session.commit()
-        except BaseException:
+    except BaseException:
+        if session.in_transaction():
             await session.rollback()
-            raise
+        raise
+    finally:
+        if session.in_transaction():
+            await session.close()

@@ -141,6 +141,19 @@ class TestTextCell:
 
 
 class TestHeartbeat:
+    async def test_a_block_shorter_than_a_beat_starts_no_task(self) -> None:
+        renewals = 0
+
+        async def renew() -> None:
+            nonlocal renewals
+            renewals += 1
+
+        before = asyncio.all_tasks()
+        async with heartbeat(renew, timedelta(seconds=30), "test"):
+            await asyncio.sleep(0)
+            assert asyncio.all_tasks() == before
+        assert renewals == 0
+
     async def test_renews_every_third_of_the_lease_and_stops_with_the_block(self) -> None:
         beats: list[float] = []
         loop = asyncio.get_running_loop()

@@ -47,10 +47,10 @@ from supportdesk.kit.auth import (
     Permission,
     Principal,
     active_principal,
-    authenticate,
     hash_key,
     permissions_of,
     principals,
+    takes_key,
 )
 from supportdesk.kit.ratelimit import RateLimiter, RateLimits
 
@@ -110,7 +110,7 @@ def _walk(dependant: Dependant) -> tuple[bool, list[tuple[Permission, ...]]]:
     keyed = False
     groups: list[tuple[Permission, ...]] = []
     for sub in dependant.dependencies:
-        if sub.call is authenticate:
+        if takes_key(sub.call):
             keyed = True
         found = permissions_of(sub.call)
         if found is not None:

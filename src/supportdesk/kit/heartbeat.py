@@ -21,21 +21,28 @@ async def heartbeat(
     renew: Callable[[], Awaitable[object]], lease: timedelta, what: str
 ) -> AsyncIterator[None]:
     """Call ``renew`` every ``lease / 3`` while the block runs. A renewal that fails is
-    logged and tried again at the next beat: two may fail before the lease runs out."""
+    logged and tried again at the next beat: two may fail before the lease runs out.
+
+    The beating task is only started at the first beat, by a timer: most blocks (an
+    idempotent request) end long before it, and a timer costs a fraction of a task."""
+    interval = lease.total_seconds() / 3
 
     async def beat() -> None:
-        interval = lease.total_seconds() / 3
         while True:
-            await asyncio.sleep(interval)
             try:
                 await renew()
             except Exception:  # the next beat tries again
                 logger.warning("could not renew the %s lease", what, exc_info=True)
+            await asyncio.sleep(interval)
 
-    task = asyncio.create_task(beat())
+    loop = asyncio.get_running_loop()
+    started: list[asyncio.Task[None]] = []
+    timer = loop.call_later(interval, lambda: started.append(loop.create_task(beat())))
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()
+        for task in started:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

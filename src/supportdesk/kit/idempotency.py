@@ -3,11 +3,14 @@
 A POST that carries the header is run at most once per (caller, key):
 
 1. The key is *claimed* in a short transaction of its own (state ``running``, with a
-   lease kept alive while the request runs). A concurrent request with the same key
-   sees the claim and gets 409; one with the same key and a different request gets 422.
+   lease kept alive while the request runs): a new key by one ``INSERT … ON CONFLICT DO
+   NOTHING``, a key already there judged only then. A concurrent request with the same
+   key sees the claim and gets 409; one with the same key and a different request 422.
 2. The request runs in a transaction owned by this middleware. Its response is captured
    and written to the record **in the same transaction** as the request's own changes,
    so "the change happened" and "its answer is stored" commit together or not at all.
+   A request that raised has its changes rolled back; the answer made of its error is
+   then stored alone.
 3. A retry then gets the stored answer (status, headers, body) with
    ``Idempotent-Replayed: true``; nothing is done twice.
 
@@ -34,14 +37,16 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from supportdesk.db import OWNED_SESSION_STATE
+from supportdesk.db import OWNED_SESSION_STATE, OwnedTransaction, UTCDateTime
 from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, send_raw
 from supportdesk.kit.auth import Principal, hash_key
 from supportdesk.kit.clock import utcnow
@@ -67,9 +72,26 @@ class ClaimOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class Held:
+    """A claim this request holds: its token fences every later write to the record."""
+
+    scope: str
+    key: str
+    token: str
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status: int
+    headers: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Claim:
     outcome: ClaimOutcome
-    record: IdempotencyRecord | None = None
+    held: Held | None = None
+    answer: StoredAnswer | None = None
 
 
 @dataclass(frozen=True)
@@ -78,103 +100,146 @@ class IdempotencyPolicy:
     lease: timedelta = timedelta(seconds=30)
 
 
+# The statements of the hot path, built once (Core, no unit of work: every idempotent
+# POST runs a claim and a completion).
+_RECORDS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+_C = _RECORDS.c
+_NOW = bindparam("now", type_=UTCDateTime())
+_START = {
+    "fingerprint": bindparam("b_fingerprint", type_=_C.fingerprint.type),
+    "token": bindparam("b_token", type_=_C.token.type),
+    "state": "running",
+    "response_status": None,
+    "response_headers": None,
+    "response_body": None,
+    "created_at": _NOW,
+    "locked_until": bindparam("b_locked_until", type_=UTCDateTime()),
+    "expires_at": bindparam("b_expires_at", type_=UTCDateTime()),
+}
+_THIS_KEY = (_C.scope == bindparam("b_scope"), _C.key == bindparam("b_key"))
+
+
+def _claim_insert(insert: Any) -> Insert:
+    statement: Insert = (
+        insert(_RECORDS)
+        .values(scope=bindparam("b_scope"), key=bindparam("b_key"), **_START)
+        .on_conflict_do_nothing(index_elements=[_C.scope, _C.key])
+        .returning(_C.token)
+    )
+    return statement
+
+
+# A new key is claimed by one statement; a key already there is judged by the two below.
+_CLAIM = {"postgresql": _claim_insert(postgresql.insert), "sqlite": _claim_insert(sqlite.insert)}
+# A record past its retention, or the claim of a request that died (its lease ran out
+# before it stored an answer) for the same request: taken over.
+_TAKE_OVER = (
+    update(_RECORDS)
+    .where(
+        *_THIS_KEY,
+        or_(
+            _C.expires_at <= _NOW,
+            and_(
+                _C.state == "running",
+                _C.locked_until <= _NOW,
+                _C.fingerprint == bindparam("b_fingerprint"),
+            ),
+        ),
+    )
+    .values(**_START)
+    .returning(_C.token)
+)
+_JUDGE = select(
+    _C.fingerprint, _C.state, _C.response_status, _C.response_headers, _C.response_body
+).where(*_THIS_KEY)
+_STILL_HELD = (
+    _C.scope == bindparam("b_scope"),
+    _C.key == bindparam("b_key"),
+    _C.token == bindparam("b_token"),
+    _C.state == "running",
+)
+_EXTEND = (
+    update(_RECORDS)
+    .where(*_STILL_HELD)
+    .values(locked_until=bindparam("until", type_=UTCDateTime()))
+)
+_COMPLETE = (
+    update(_RECORDS)
+    .where(*_STILL_HELD)
+    .values(
+        state="done",
+        response_status=bindparam("status", type_=_C.response_status.type),
+        response_headers=bindparam("headers", type_=_C.response_headers.type),
+        response_body=bindparam("body", type_=_C.response_body.type),
+    )
+)
+_RELEASE = delete(_RECORDS).where(*_STILL_HELD)
+
+
+def _held(held: Held) -> dict[str, str]:
+    return {"b_scope": held.scope, "b_key": held.key, "b_token": held.token}
+
+
 class IdempotencyRepository(Repository):
     async def claim(
         self, scope: str, key: str, fingerprint: str, now: datetime, policy: IdempotencyPolicy
     ) -> Claim:
-        record = await self.session.get(IdempotencyRecord, (scope, key), with_for_update=True)
+        """Claim ``key`` for this request, or judge the record already there.
+
+        On PostgreSQL the claim runs on an autocommit connection: each statement is
+        atomic on its own (``ON CONFLICT DO NOTHING``, a conditional ``UPDATE``), and a
+        new key costs one round trip. SQLite runs them in one ``BEGIN IMMEDIATE``.
+        """
+        bind = self.session.bind
+        dialect = bind.dialect.name if bind is not None else ""
+        if dialect == "postgresql" and isinstance(bind, AsyncEngine):
+            # (A session bound to a connection - the tests' - works in its transaction.)
+            await self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        token = secrets.token_hex(16)
+        params = {
+            "b_scope": scope,
+            "b_key": key,
+            "b_fingerprint": fingerprint,
+            "b_token": token,
+            "now": now,
+            "b_locked_until": now + policy.lease,
+            "b_expires_at": now + policy.retention,
+        }
+        held = Held(scope, key, token)
+        if (await self.session.execute(_CLAIM[dialect], params)).first() is not None:
+            return Claim(ClaimOutcome.ACQUIRED, held)
+        if (await self.session.execute(_TAKE_OVER, params)).first() is not None:
+            return Claim(ClaimOutcome.ACQUIRED, held)
+        record = (await self.session.execute(_JUDGE, {"b_scope": scope, "b_key": key})).first()
         if record is None:
-            record = IdempotencyRecord(scope=scope, key=key)
-            self._start(record, fingerprint, now, policy)
-            try:
-                async with self.session.begin_nested():
-                    self.session.add(record)
-                    await self.session.flush()
-            except IntegrityError:
-                # Another request inserted the same key a moment ago: judge against it.
-                record = await self.session.get(
-                    IdempotencyRecord, (scope, key), populate_existing=True
-                )
-                if record is None or record.fingerprint == fingerprint:
-                    if record is not None and record.state == "done":
-                        return Claim(ClaimOutcome.REPLAY, record)
-                    return Claim(ClaimOutcome.IN_PROGRESS)
-                return Claim(ClaimOutcome.MISMATCH, record)
-            return Claim(ClaimOutcome.ACQUIRED, record)
-        if record.expires_at <= now:
-            self._start(record, fingerprint, now, policy)
-            await self.session.flush()
-            return Claim(ClaimOutcome.ACQUIRED, record)
+            # Released (or purged) a moment ago, between the statements: retry soon.
+            return Claim(ClaimOutcome.IN_PROGRESS)
         if record.fingerprint != fingerprint:
-            return Claim(ClaimOutcome.MISMATCH, record)
+            return Claim(ClaimOutcome.MISMATCH)
         if record.state == "done":
-            return Claim(ClaimOutcome.REPLAY, record)
-        if record.locked_until > now:
-            return Claim(ClaimOutcome.IN_PROGRESS, record)
-        # The first attempt died without committing anything: take its place.
-        self._start(record, fingerprint, now, policy)
-        await self.session.flush()
-        return Claim(ClaimOutcome.ACQUIRED, record)
+            answer = StoredAnswer(
+                record.response_status or 200,
+                record.response_headers or "[]",
+                record.response_body or b"",
+            )
+            return Claim(ClaimOutcome.REPLAY, answer=answer)
+        return Claim(ClaimOutcome.IN_PROGRESS)
 
-    @staticmethod
-    def _start(
-        record: IdempotencyRecord, fingerprint: str, now: datetime, policy: IdempotencyPolicy
-    ) -> None:
-        record.fingerprint = fingerprint
-        record.token = secrets.token_hex(16)
-        record.state = "running"
-        record.response_status = None
-        record.response_headers = None
-        record.response_body = None
-        record.created_at = now
-        record.locked_until = now + policy.lease
-        record.expires_at = now + policy.retention
-
-    @staticmethod
-    def _still_held(claim: IdempotencyRecord) -> tuple[ColumnElement[bool], ...]:
-        """The claim's row, as long as this request still holds it."""
-        return (
-            IdempotencyRecord.scope == claim.scope,
-            IdempotencyRecord.key == claim.key,
-            IdempotencyRecord.token == claim.token,
-            IdempotencyRecord.state == "running",
-        )
-
-    async def extend_lease(self, claim: IdempotencyRecord, until: datetime) -> None:
-        await self.session.execute(
-            update(IdempotencyRecord)
-            .where(*self._still_held(claim))
-            .values(locked_until=until)
-            .execution_options(synchronize_session=False)
-        )
+    async def extend_lease(self, held: Held, until: datetime) -> None:
+        await self.session.execute(_EXTEND, {**_held(held), "until": until})
 
     async def complete(
-        self,
-        claim: IdempotencyRecord,
-        status: int,
-        headers: list[tuple[str, str]],
-        body: bytes,
+        self, held: Held, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> bool:
         """Store the answer, if this request still holds the claim (its token)."""
         result = await self.session.execute(
-            update(IdempotencyRecord)
-            .where(*self._still_held(claim))
-            .values(
-                state="done",
-                response_status=status,
-                response_headers=json.dumps(headers),
-                response_body=body,
-            )
-            .execution_options(synchronize_session=False)
+            _COMPLETE,
+            {**_held(held), "status": status, "headers": json.dumps(headers), "body": body},
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
-    async def release(self, claim: IdempotencyRecord) -> None:
-        await self.session.execute(
-            delete(IdempotencyRecord)
-            .where(*self._still_held(claim))
-            .execution_options(synchronize_session=False)
-        )
+    async def release(self, held: Held) -> None:
+        await self.session.execute(_RELEASE, _held(held))
 
     async def purge_expired(self, now: datetime) -> int:
         result = await self.session.execute(
@@ -234,22 +299,19 @@ class _Captured:
 
 
 Spool = tempfile.SpooledTemporaryFile[bytes]
+# A body read ahead: bytes up to 1 MiB (the usual JSON), a spooled file beyond.
+Body = bytes | Spool
 
 
 class _ClientGone(Exception):
     """The client went away before its body was complete: nothing is claimed or run."""
 
 
-async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, str]:
-    """Read the body to a spooled file (memory up to 1 MiB, then disk) and fingerprint it.
-
-    JSON bodies are fingerprinted in canonical form, so the same request sent with other
-    white space or key order is recognised as the same.
-    """
-    headers = Headers(scope=scope)
-    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+async def _read_body(receive: Receive, headers: Headers) -> tuple[Body, str]:
+    """Read the whole body (memory up to 1 MiB, then a file); also its SHA-256."""
     raw = hashlib.sha256()
-    spool: Spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    buffer = bytearray()
+    spool: Spool | None = None
     size = 0
     try:
         while True:
@@ -259,20 +321,39 @@ async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, 
             chunk = message.get("body", b"")
             size += len(chunk)
             raw.update(chunk)
-            spool.write(chunk)
+            if spool is not None:
+                spool.write(chunk)
+            elif size > _SPOOL_IN_MEMORY:
+                spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+                spool.write(buffer)
+                spool.write(chunk)
+                buffer = bytearray()
+            else:
+                buffer += chunk
             if not message.get("more_body", False):
                 break
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) != size:
             raise _ClientGone
     except BaseException:
-        spool.close()  # a body cut off by the guard's limit leaves nothing behind
+        if spool is not None:
+            spool.close()  # a body cut off by the guard's limit leaves nothing behind
         raise
-    body_digest = raw.hexdigest()
-    if media_type == "application/json" and size <= _SPOOL_IN_MEMORY:
+    if spool is not None:
         spool.seek(0)
+        return spool, raw.hexdigest()
+    return bytes(buffer), raw.hexdigest()
+
+
+def _fingerprint(scope: Scope, media_type: str, key: str, body: Body, body_digest: str) -> str:
+    """What makes two requests the same request.
+
+    JSON bodies are fingerprinted in canonical form, so the same request sent with other
+    white space or key order is recognised as the same.
+    """
+    if media_type == "application/json" and isinstance(body, bytes):
         with contextlib.suppress(ValueError, RecursionError):
-            canonical = json.dumps(json.loads(spool.read()), sort_keys=True, separators=(",", ":"))
+            canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
             body_digest = hashlib.sha256(canonical.encode()).hexdigest()
     digest = hashlib.sha256()
     for part in (
@@ -284,18 +365,20 @@ async def _spool_body(receive: Receive, scope: Scope, key: str) -> tuple[Spool, 
         body_digest,
     ):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    spool.seek(0)
-    return spool, digest.hexdigest()
+    return digest.hexdigest()
 
 
-def _replaying_receive(spool: Spool, receive: Receive) -> Receive:
+def _replaying_receive(body: Body, receive: Receive) -> Receive:
     done = False
 
     async def replay() -> Message:
         nonlocal done
         if done:
             return await receive()
-        chunk = spool.read(_CHUNK)
+        if isinstance(body, bytes):
+            done = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        chunk = body.read(_CHUNK)
         more = len(chunk) == _CHUNK
         done = not more
         return {"type": "http.request", "body": chunk, "more_body": more}
@@ -345,59 +428,75 @@ class IdempotencyMiddleware:
             return
         sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         try:
-            spool, fingerprint = await _spool_body(receive, scope, key)
+            body, body_digest = await _read_body(receive, headers)
         except _ClientGone:
             return
-        with spool:
-            async with sessionmaker() as session:
-                claim = await IdempotencyRepository(session).claim(
-                    caller, key, fingerprint, utcnow(), self.policy
-                )
-                await session.commit()
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        fingerprint = _fingerprint(scope, media_type, key, body, body_digest)
+        # One session: the claim commits on its own, the request then runs in the
+        # session's next transaction. Every path ends its transactions, so the session
+        # is closed only if one was left (a close costs a task and a greenlet hop).
+        session = sessionmaker()
+        try:
+            claim = await IdempotencyRepository(session).claim(
+                caller, key, fingerprint, utcnow(), self.policy
+            )
+            await session.commit()
             if claim.outcome is ClaimOutcome.ACQUIRED:
-                assert claim.record is not None
-                await self._run(scope, _replaying_receive(spool, receive), send, claim.record)
-            elif claim.outcome is ClaimOutcome.REPLAY:
-                assert claim.record is not None
-                await self._replay(send, claim.record)
-            elif claim.outcome is ClaimOutcome.MISMATCH:
-                await send_problem(
-                    send,
-                    422,
-                    f"This {HEADER} was used for a different request.",
-                    slug="idempotency-key-reused",
-                    title="Idempotency key reused",
-                )
-            else:
-                await send_problem(
-                    send,
-                    409,
-                    f"A request with this {HEADER} is still being processed; retry later.",
-                    slug="idempotency-in-progress",
-                    title="Request in progress",
-                    headers={"Retry-After": "1"},
-                )
+                assert claim.held is not None
+                replay = _replaying_receive(body, receive)
+                await self._run(scope, replay, send, session, claim.held)
+                return
+        finally:
+            if session.in_transaction():
+                await session.close()
+            if not isinstance(body, bytes):
+                body.close()
+        if claim.outcome is ClaimOutcome.REPLAY:
+            assert claim.answer is not None
+            await self._replay(send, claim.answer)
+        elif claim.outcome is ClaimOutcome.MISMATCH:
+            await send_problem(
+                send,
+                422,
+                f"This {HEADER} was used for a different request.",
+                slug="idempotency-key-reused",
+                title="Idempotency key reused",
+            )
+        else:
+            await send_problem(
+                send,
+                409,
+                f"A request with this {HEADER} is still being processed; retry later.",
+                slug="idempotency-in-progress",
+                title="Request in progress",
+                headers={"Retry-After": "1"},
+            )
 
-    async def _replay(self, send: Send, record: IdempotencyRecord) -> None:
-        stored = json.loads(record.response_headers or "[]")
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in stored]
+    async def _replay(self, send: Send, answer: StoredAnswer) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in json.loads(answer.headers)]
         raw.append((b"idempotent-replayed", b"true"))
-        await send_raw(send, record.response_status or 200, raw, record.response_body or b"")
+        await send_raw(send, answer.status, raw, answer.body)
 
     async def _run(
-        self, scope: Scope, receive: Receive, send: Send, claim: IdempotencyRecord
+        self, scope: Scope, receive: Receive, send: Send, session: AsyncSession, held: Held
     ) -> None:
         sessionmaker: async_sessionmaker[AsyncSession] = scope["app"].state.sessionmaker
         captured = _Captured()
+        owned = OwnedTransaction(session)
         committed = False
         lost = False
-        async with self._lease(sessionmaker, claim), sessionmaker() as session:
-            scope.setdefault("state", {})[OWNED_SESSION_STATE] = session
+        async with self._lease(sessionmaker, held):
+            scope.setdefault("state", {})[OWNED_SESSION_STATE] = owned
             try:
                 await self.app(scope, receive, captured.send)
                 if captured.storable:
+                    if owned.failed:
+                        # The request raised: its changes are undone, and the answer the
+                        # error handlers made of it is stored on its own.
+                        await session.rollback()
                     status, headers, body = captured.stored_form()
-                    if await IdempotencyRepository(session).complete(claim, status, headers, body):
+                    if await IdempotencyRepository(session).complete(held, status, headers, body):
                         await session.commit()
                         committed = True
                     else:
@@ -408,7 +507,7 @@ class IdempotencyMiddleware:
                 if not committed:
                     await session.rollback()
                     if not lost:
-                        await self._release(sessionmaker, claim)
+                        await self._release(sessionmaker, held)
         if lost:
             await send_problem(
                 send,
@@ -423,25 +522,23 @@ class IdempotencyMiddleware:
         await send_raw(send, captured.status, captured.headers, bytes(captured.body))
 
     def _lease(
-        self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
+        self, sessionmaker: async_sessionmaker[AsyncSession], held: Held
     ) -> contextlib.AbstractAsyncContextManager[None]:
         """Keep the claim alive while the request runs, so no retry takes it over."""
 
         async def renew() -> None:
             async with sessionmaker() as session:
                 await IdempotencyRepository(session).extend_lease(
-                    claim, utcnow() + self.policy.lease
+                    held, utcnow() + self.policy.lease
                 )
                 await session.commit()
 
         return heartbeat(renew, self.policy.lease, "idempotency")
 
-    async def _release(
-        self, sessionmaker: async_sessionmaker[AsyncSession], claim: IdempotencyRecord
-    ) -> None:
+    async def _release(self, sessionmaker: async_sessionmaker[AsyncSession], held: Held) -> None:
         try:
             async with sessionmaker() as session:
-                await IdempotencyRepository(session).release(claim)
+                await IdempotencyRepository(session).release(held)
                 await session.commit()
         except Exception:  # the lease runs out and a retry takes the claim over
             logger.warning("could not release an idempotency claim", exc_info=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from enum import Enum
 from typing import Any
 
+from pydantic_core import to_json
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,9 +29,21 @@ _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 class JsonFormatter(logging.Formatter):
     """Log records as one JSON object per line."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The timestamp's whole-second part, for the second it was made in: one access
+        # line per request would otherwise format the same second again and again.
+        self._second: tuple[int, str] = (-1, "")
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -40,7 +53,11 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
+        try:
+            # pydantic's serializer: a fraction of json.dumps' time on every access line.
+            return to_json(line, fallback=str).decode()
+        except ValueError:  # what it refuses (a lone surrogate) json.dumps writes escaped
+            return json.dumps(line, ensure_ascii=False, default=str)
 
 
 JsonFormatter.converter = time.gmtime
@@ -78,7 +95,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = Headers(scope=scope).get(REQUEST_ID, "")
-        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _VALID_ID.match(given) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -109,18 +126,20 @@ class RequestContextMiddleware:
                 access_logger.error("error after the answer was sent", exc_info=exc)
         finally:
             elapsed = time.perf_counter() - started
-            observe_request(scope["method"], _route_template(scope), status, elapsed)
-            principal = scope.get("state", {}).get("principal")
-            access_logger.info(
-                "request",
-                extra={
-                    "fields": {
-                        "method": scope["method"],
-                        "path": _route_template(scope),
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "request_id": request_id,
-                        "key_id": getattr(principal, "key_id", None),
-                    }
-                },
-            )
+            route = _route_template(scope)
+            observe_request(scope["method"], route, status, elapsed)
+            if access_logger.isEnabledFor(logging.INFO):
+                principal = scope.get("state", {}).get("principal")
+                access_logger.info(
+                    "request",
+                    extra={
+                        "fields": {
+                            "method": scope["method"],
+                            "path": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "request_id": request_id,
+                            "key_id": getattr(principal, "key_id", None),
+                        }
+                    },
+                )

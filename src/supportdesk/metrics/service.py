@@ -49,9 +49,20 @@ DEBITS = Counter(
 GROUPS = {0: "contract", 1: "premium", 2: "standard"}
 
 
+# The labelled children per (method, route template, status): few, and looked up on
+# every request (``labels()`` takes a lock and builds its key each time).
+_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    children = _CHILDREN.get((method, route, status))
+    if children is None:
+        if len(_CHILDREN) >= 10_000:  # a bound, whatever callers send
+            _CHILDREN.clear()
+        children = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route))
+        _CHILDREN[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 class MetricsService:
