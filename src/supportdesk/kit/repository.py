@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Insert, Table, Update, insert, literal, select
+from sqlalchemy import Executable, Insert, Table, Update, bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,18 +21,69 @@ def table_of(model: type[Base]) -> Table:
 
 class Writes:
     """Statements of one change (a row, its event, its audit entry…) that run together:
-    nothing in them depends on another's result, so they can share one round trip."""
+    nothing in them depends on another's result, so they can share one round trip.
 
-    __slots__ = ("statements",)
+    Rows are kept as values and updates as statements built once with bound parameters,
+    so the statement of a given shape is built and compiled once per process."""
+
+    __slots__ = ("parts",)
 
     def __init__(self) -> None:
-        self.statements: list[Insert | Update] = []
+        self.parts: list[tuple[Table, list[dict[str, Any]]] | tuple[Update, dict[str, Any]]] = []
 
     def insert(self, table: Table, *rows: dict[str, Any]) -> None:
-        self.statements.append(insert(table).values(rows[0] if len(rows) == 1 else list(rows)))
+        """Rows of one table (with the same keys)."""
+        self.parts.append((table, list(rows)))
 
-    def update(self, statement: Update) -> None:
-        self.statements.append(statement)
+    def update(self, statement: Update, params: dict[str, Any]) -> None:
+        """A statement built once with bound parameters named uniquely (they share one
+        statement with the others on PostgreSQL), and their values."""
+        self.parts.append((statement, params))
+
+    def _shape(self) -> tuple[object, ...]:
+        return tuple(
+            (part, len(values), *values[0]) if isinstance(values, list) else part
+            for part, values in self.parts
+        )
+
+
+_together: dict[tuple[object, ...], Executable] = {}
+_inserts: dict[Table, Insert] = {}
+
+
+def _insert_of(table: Table) -> Insert:
+    statement = _inserts.get(table)
+    if statement is None:
+        statement = _inserts[table] = insert(table)
+    return statement
+
+
+def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
+    """One statement with every part as a data-modifying CTE (PostgreSQL), and its
+    parameters; the statement is built once per shape (tables, row counts, columns)."""
+    shape = writes._shape()
+    statement = _together.get(shape)
+    params: dict[str, Any] = {}
+    ctes = []
+    for i, (part, values) in enumerate(writes.parts):
+        if isinstance(values, list):
+            table = cast(Table, part)
+            for r, row in enumerate(values):
+                for key, value in row.items():
+                    params[f"w{i}_{r}_{key}"] = value
+            if statement is None:
+                rows = [
+                    {key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row}
+                    for r, row in enumerate(values)
+                ]
+                ctes.append(insert(table).values(rows[0] if len(rows) == 1 else rows).cte(f"w{i}"))
+        else:
+            params.update(values)
+            if statement is None:
+                ctes.append(cast(Update, part).cte(f"w{i}"))
+    if statement is None:
+        statement = _together[shape] = select(literal(1)).add_cte(*ctes)
+    return statement, params
 
 
 class Repository:
@@ -49,13 +100,14 @@ class Repository:
         SQLite has none; there they run one after the other, in the same order and the
         same transaction, each a single statement however many rows it holds."""
         connection = await self.session.connection()
-        statements = writes.statements
-        if len(statements) > 1 and self.is_postgres:
-            ctes = [s.cte(f"w{i}") for i, s in enumerate(statements)]
-            await connection.execute(select(literal(1)).add_cte(*ctes))
+        if len(writes.parts) > 1 and self.is_postgres:
+            await connection.execute(*_together_statement(writes))
             return
-        for statement in statements:
-            await connection.execute(statement)
+        for part, values in writes.parts:
+            if isinstance(values, list):
+                await connection.execute(_insert_of(cast(Table, part)), values)
+            else:
+                await connection.execute(cast(Update, part), values)
 
     async def add(self, obj: M, *, conflict: str = "It conflicts with an existing record.") -> M:
         """Insert and flush, so ids and unique constraints are checked right away.

@@ -3,11 +3,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, String, Update, bindparam, func, select, update
+from sqlalchemy import Select, String, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
-from supportdesk.kit.repository import Repository, table_of
+from supportdesk.kit.repository import Repository, Writes, table_of
 from supportdesk.models import Contract, Customer, JoinAttempts, RemoteSession, SessionLog
 
 REMOTE_SESSIONS = table_of(RemoteSession)
@@ -42,6 +42,17 @@ _ENDING = (
         == func.coalesce(bindparam("scope", type_=String), REMOTE_SESSIONS.c.customer_id),
     )
     .with_for_update(of=REMOTE_SESSIONS)
+)
+
+_END = (
+    update(REMOTE_SESSIONS)
+    .where(REMOTE_SESSIONS.c.id == bindparam("end_id"))
+    .values(
+        status="ended",
+        ended_at=bindparam("end_ended_at", type_=REMOTE_SESSIONS.c.ended_at.type),
+        ended_by=bindparam("end_ended_by"),
+        session_log_id=bindparam("end_session_log_id"),
+    )
 )
 
 
@@ -138,19 +149,18 @@ class SessionRepository(Repository):
         )
 
     @staticmethod
-    def end_statement(
-        session_id: str, ended_at: datetime, ended_by: str, session_log_id: str
-    ) -> Update:
-        """The session's end, to write with its log: no access from now on."""
-        return (
-            update(REMOTE_SESSIONS)
-            .where(REMOTE_SESSIONS.c.id == session_id)
-            .values(
-                status="ended",
-                ended_at=ended_at,
-                ended_by=ended_by,
-                session_log_id=session_log_id,
-            )
+    def end_session(
+        writes: Writes, session_id: str, ended_at: datetime, ended_by: str, session_log_id: str
+    ) -> None:
+        """The session's end, written with its log: no access from now on."""
+        writes.update(
+            _END,
+            {
+                "end_id": session_id,
+                "end_ended_at": ended_at,
+                "end_ended_by": ended_by,
+                "end_session_log_id": session_log_id,
+            },
         )
 
     async def get_by_code_hash(self, code_hash: str) -> RemoteSession | None:

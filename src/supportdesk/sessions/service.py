@@ -317,7 +317,7 @@ class SessionService:
                 data=read.model_dump(mode="json"),
             ),
         )
-        writes.update(self.sessions.end_statement(ending.id, now, ended_by, log.id))
+        self.sessions.end_session(writes, ending.id, now, ended_by, log.id)
         await self.sessions.write(writes)
         return read
 
