@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,7 +16,7 @@ from supportdesk.domain.errors import InsufficientBalance
 from supportdesk.domain.ledger import EntryKind, reversal_effect, split_debit, warning_crossings
 from supportdesk.domain.pricing import list_price_amount, price_package
 from supportdesk.errors import NotFound
-from supportdesk.events.service import EventRecorder
+from supportdesk.events.service import EVENTS, EventRecorder, event_row
 from supportdesk.kit.audit import audit_row, creation_changes
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
@@ -24,33 +25,10 @@ from supportdesk.kit.repository import Writes, table_of
 from supportdesk.ledger.repository import ENTRY_COLUMNS, Applied, LedgerEntryRow, LedgerRepository
 from supportdesk.ledger.schemas import LedgerEntryRead, entry_read
 from supportdesk.metrics.service import DEBITS
-from supportdesk.models import AuditEntry, Customer, Event, LedgerEntry
+from supportdesk.models import AuditEntry, Customer, LedgerEntry
 
 LEDGER_ENTRIES = table_of(LedgerEntry)
 AUDIT_LOG = table_of(AuditEntry)
-EVENTS = table_of(Event)
-
-
-def event_row(
-    event_type: str,
-    *,
-    resource_type: str,
-    resource_id: str,
-    customer_id: str | None,
-    data: dict[str, object],
-) -> dict[str, object]:
-    """An outbox row as ``EventRecorder`` writes it, for a Core insert."""
-    return {
-        "id": new_id("evt"),
-        "type": event_type,
-        "occurred_at": utcnow(),
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "customer_id": customer_id,
-        "data": data,
-        "fanned_out": False,
-        "notified": False,
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +154,7 @@ class LedgerService:
 
     def _new_entry(
         self, customer_id: str, kind: EntryKind, units: int, applied: Applied
-    ) -> dict[str, object]:
+    ) -> dict[str, Any]:
         now = utcnow()
         return {
             "id": new_id("led"),
@@ -201,11 +179,11 @@ class LedgerService:
         }
 
     async def _write_entry(
-        self, values: dict[str, object], applied: Applied, writes: Writes | None
+        self, values: dict[str, Any], applied: Applied, writes: Writes | None
     ) -> Recorded:
         """The entry, its audit row, its event and any low-balance warnings: one round
         trip (or the caller's, with ``writes``). The same rows the ORM path writes."""
-        entry = LedgerEntryRow(**values)  # type: ignore[arg-type]
+        entry = LedgerEntryRow(**values)
         read = entry_read(entry)
         batch = Writes() if writes is None else writes
         batch.insert(LEDGER_ENTRIES, values)

@@ -31,13 +31,13 @@ from supportdesk.domain.billing import (
 from supportdesk.domain.errors import ConflictError, DomainError
 from supportdesk.domain.groups import ContractPeriod, SupportGroup, support_group
 from supportdesk.errors import Conflict, NotFound, TooManyRequests
-from supportdesk.events.service import EventRecorder
+from supportdesk.events.service import EVENTS, EventRecorder, event_row
 from supportdesk.kit.auth import Principal
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.kit.repository import Writes
-from supportdesk.ledger.service import EVENTS, LedgerService, event_row
+from supportdesk.ledger.service import LedgerService
 from supportdesk.models import Customer, JoinAttempts, RemoteSession, SessionLog
 from supportdesk.sessions.report import Connection, RowError, read_report
 from supportdesk.sessions.repository import SESSION_LOGS, SessionLogRow, SessionRepository
