@@ -32,7 +32,12 @@ class Writes:
         self.parts: list[tuple[Table, list[dict[str, Any]]] | tuple[Update, dict[str, Any]]] = []
 
     def insert(self, table: Table, *rows: dict[str, Any]) -> None:
-        """Rows of one table (with the same keys)."""
+        """Rows of one table (with the same keys); rows of a table already written with
+        the same keys join its statement."""
+        for part, values in self.parts:
+            if part is table and isinstance(values, list) and values[0].keys() == rows[0].keys():
+                values.extend(rows)
+                return
         self.parts.append((table, list(rows)))
 
     def update(self, statement: Update, params: dict[str, Any]) -> None:
