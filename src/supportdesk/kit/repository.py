@@ -77,11 +77,15 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
                 for key, value in row.items():
                     params[f"w{i}_{r}_{key}"] = value
             if statement is None:
-                rows = [
-                    {key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row}
+                # One single-row INSERT per row: SQLAlchemy caches no multi-row VALUES.
+                ctes += [
+                    insert(table)
+                    .values(
+                        {key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row}
+                    )
+                    .cte(f"w{i}_{r}")
                     for r, row in enumerate(values)
                 ]
-                ctes.append(insert(table).values(rows[0] if len(rows) == 1 else rows).cte(f"w{i}"))
         else:
             params.update(values)
             if statement is None:
