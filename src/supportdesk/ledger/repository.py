@@ -120,11 +120,6 @@ class LedgerRepository(Repository):
     def _entries(self, customer_id: str) -> Select[LedgerEntry]:
         return select(LedgerEntry).where(LedgerEntry.customer_id == customer_id)
 
-    async def take_units(self, customer_id: str, units: int) -> tuple[int, int] | None:
-        """Debit up to ``units``, never below zero: (balance after, signed change)."""
-        taken = case((Customer.unit_balance < units, Customer.unit_balance), else_=literal(units))
-        return await self._change(customer_id, Customer.unit_balance - taken, -taken)
-
     async def add_units(self, customer_id: str, units: int) -> tuple[int, int] | None:
         """Credit ``units``: (balance after, signed change)."""
         return await self._change(customer_id, Customer.unit_balance + units, literal(units))
