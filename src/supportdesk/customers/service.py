@@ -36,9 +36,14 @@ def encode_levels(levels: list[int] | None) -> str | None:
 
 def warning_levels_of(customer: Customer, rules: BusinessRules) -> tuple[int, ...]:
     """The customer's own low-balance levels, else the desk's default levels."""
-    if customer.unit_warning_levels is None:
+    return stored_warning_levels(customer.unit_warning_levels, rules)
+
+
+def stored_warning_levels(stored: str | None, rules: BusinessRules) -> tuple[int, ...]:
+    """The levels as a customer row stores them (comma-separated; NULL: the desk's)."""
+    if stored is None:
         return rules.warning_levels
-    return tuple(int(level) for level in customer.unit_warning_levels.split(",") if level)
+    return tuple(int(level) for level in stored.split(",") if level)
 
 
 def _group(

@@ -7,7 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.events.repository import EventRepository
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
+from supportdesk.kit.repository import table_of
 from supportdesk.models import Event
+
+EVENTS = table_of(Event)
 
 
 class EventRecorder:
@@ -36,3 +39,25 @@ class EventRecorder:
         )
         self.events.add_event(event)
         return event
+
+
+def event_row(
+    event_type: str,
+    *,
+    resource_type: str,
+    resource_id: str,
+    customer_id: str | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """An outbox row as ``EventRecorder`` writes it, for a Core insert."""
+    return {
+        "id": new_id("evt"),
+        "type": event_type,
+        "occurred_at": utcnow(),
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "customer_id": customer_id,
+        "data": data,
+        "fanned_out": False,
+        "notified": False,
+    }

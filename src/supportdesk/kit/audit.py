@@ -8,6 +8,7 @@ authenticated; background work is recorded as ``system``. Secrets never appear.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
@@ -127,3 +128,31 @@ def install_audit() -> None:
     if not _installed:
         event.listen(Session, "before_flush", _record)
         _installed = True
+
+
+def creation_changes(columns: Iterable[str], values: Mapping[str, Any]) -> dict[str, Any]:
+    """What the flush hook records for a new row, for a row written by a Core ``INSERT``
+    (which no ORM hook sees): every audited column that holds a value, in column order."""
+    return {
+        name: {"before": None, "after": _plain(values[name])}
+        for name in columns
+        if name not in UNAUDITED and values.get(name) is not None
+    }
+
+
+def audit_row(
+    action: str, object_type: str, object_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The audit row of a change written through Core, with the acting key, exactly as the
+    flush hook would have written it."""
+    actor = current_actor.get()
+    return {
+        "id": new_id("aud"),
+        "at": utcnow(),
+        "actor_key_id": actor[0] if actor else None,
+        "actor_role": actor[1] if actor else "system",
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "changes": changes,
+    }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
+from sqlalchemy import Executable, Insert, Table, Update, bindparam, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,87 @@ from supportdesk.db import Base
 from supportdesk.errors import Conflict
 
 M = TypeVar("M", bound=Base)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements."""
+    return cast(Table, model.__table__)
+
+
+class Writes:
+    """Statements of one change (a row, its event, its audit entry…) that run together:
+    nothing in them depends on another's result, so they can share one round trip.
+
+    Rows are kept as values and updates as statements built once with bound parameters,
+    so the statement of a given shape is built and compiled once per process."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[Table, list[dict[str, Any]]] | tuple[Update, dict[str, Any]]] = []
+
+    def insert(self, table: Table, *rows: dict[str, Any]) -> None:
+        """Rows of one table (with the same keys); rows of a table already written with
+        the same keys join its statement."""
+        for part, values in self.parts:
+            if part is table and isinstance(values, list) and values[0].keys() == rows[0].keys():
+                values.extend(rows)
+                return
+        self.parts.append((table, list(rows)))
+
+    def update(self, statement: Update, params: dict[str, Any]) -> None:
+        """A statement built once with bound parameters named uniquely (they share one
+        statement with the others on PostgreSQL), and their values."""
+        self.parts.append((statement, params))
+
+    def _shape(self) -> tuple[object, ...]:
+        return tuple(
+            (part, len(values), *values[0]) if isinstance(values, list) else part
+            for part, values in self.parts
+        )
+
+
+_together: dict[tuple[object, ...], Executable] = {}
+_inserts: dict[Table, Insert] = {}
+
+
+def _insert_of(table: Table) -> Insert:
+    statement = _inserts.get(table)
+    if statement is None:
+        statement = _inserts[table] = insert(table)
+    return statement
+
+
+def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
+    """One statement with every part as a data-modifying CTE (PostgreSQL), and its
+    parameters; the statement is built once per shape (tables, row counts, columns)."""
+    shape = writes._shape()
+    statement = _together.get(shape)
+    params: dict[str, Any] = {}
+    ctes = []
+    for i, (part, values) in enumerate(writes.parts):
+        if isinstance(values, list):
+            table = cast(Table, part)
+            for r, row in enumerate(values):
+                for key, value in row.items():
+                    params[f"w{i}_{r}_{key}"] = value
+            if statement is None:
+                # One single-row INSERT per row: SQLAlchemy caches no multi-row VALUES.
+                ctes += [
+                    insert(table)
+                    .values(
+                        {key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row}
+                    )
+                    .cte(f"w{i}_{r}")
+                    for r, row in enumerate(values)
+                ]
+        else:
+            params.update(values)
+            if statement is None:
+                ctes.append(cast(Update, part).cte(f"w{i}"))
+    if statement is None:
+        statement = _together[shape] = select(literal(1)).add_cte(*ctes)
+    return statement, params
 
 
 class Repository:
@@ -21,6 +103,20 @@ class Repository:
     def is_postgres(self) -> bool:
         """PostgreSQL has what SQLite lacks (SKIP LOCKED, full-text search)."""
         return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
+
+    async def write(self, writes: Writes) -> None:
+        """Run the statements in one round trip: a data-modifying CTE on PostgreSQL.
+        SQLite has none; there they run one after the other, in the same order and the
+        same transaction, each a single statement however many rows it holds."""
+        connection = await self.session.connection()
+        if len(writes.parts) > 1 and self.is_postgres:
+            await connection.execute(*_together_statement(writes))
+            return
+        for part, values in writes.parts:
+            if isinstance(values, list):
+                await connection.execute(_insert_of(cast(Table, part)), values)
+            else:
+                await connection.execute(cast(Update, part), values)
 
     async def add(self, obj: M, *, conflict: str = "It conflicts with an existing record.") -> M:
         """Insert and flush, so ids and unique constraints are checked right away.

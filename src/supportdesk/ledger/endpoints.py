@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from supportdesk.errors import Forbidden, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
-from supportdesk.kit.schemas import Instant
+from supportdesk.kit.schemas import Instant, json_answer
 from supportdesk.ledger.schemas import (
     DebitCreate,
     LedgerEntryCreate,
@@ -103,15 +103,16 @@ async def create_entry(
     principal: Bookkeeper,
     session: SessionDep,
     rules: RulesDep,
-) -> LedgerEntryRead:
+) -> Response:
     needed = Permission.buy_units if isinstance(body, PurchaseCreate) else Permission.debit_units
     if not principal.may(needed):
         raise Forbidden(f"The role {principal.role.value!r} may not {needed.value}.")
     service = LedgerService(session, rules, scope=principal.customer_scope, actor=principal.key_id)
     if isinstance(body, PurchaseCreate):
-        entry = await service.buy_units(customer_id, body.units, body.reference)
+        recorded = await service.buy_units(customer_id, body.units, body.reference)
     elif isinstance(body, DebitCreate):
-        entry = await service.debit_units(customer_id, body.units, body.reference)
+        recorded = await service.debit_units(customer_id, body.units, body.reference)
     else:
-        entry = await service.reverse_entry(customer_id, body.reverses, body.reference)
-    return entry_read(entry)
+        reversal = await service.reverse_entry(customer_id, body.reverses, body.reference)
+        return json_answer(entry_read(reversal), 201)
+    return json_answer(recorded.read, 201)

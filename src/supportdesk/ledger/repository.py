@@ -1,12 +1,93 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, case, func, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Update,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
-from supportdesk.kit.repository import Repository
+from supportdesk.kit.repository import Repository, table_of
 from supportdesk.models import Customer, LedgerEntry
+
+CUSTOMERS = table_of(Customer)
+ENTRY_COLUMNS = tuple(column.key for column in table_of(LedgerEntry).columns)
+
+
+class Applied(NamedTuple):
+    """What one balance update did: the balance it left, its signed change, and the
+    customer's own warning levels (as stored), read by the same statement."""
+
+    balance_after: int
+    change: int
+    warning_levels: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntryRow:
+    """A ledger entry as written by Core: the table's columns, in their order."""
+
+    id: str
+    customer_id: str
+    kind: str
+    units: int
+    change: int
+    units_debited: int
+    units_billed_at_list_price: int
+    unit_price: Decimal | None
+    amount: Decimal | None
+    list_price_amount: Decimal | None
+    currency: str
+    reverses_id: str | None
+    reference: str | None
+    cause_type: str
+    cause_id: str | None
+    balance_after: int
+    recorded_at: datetime
+    effective_at: datetime
+    created_by: str | None
+
+    def values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in ENTRY_COLUMNS}
+
+
+def _balance_update(new_balance: ColumnElement[int], change: ColumnElement[int]) -> Update:
+    # Plain Core on the table, built once: both SET expressions read the row as it was
+    # before this statement; the customer's scope is one more bound parameter.
+    return (
+        update(CUSTOMERS)
+        .where(
+            CUSTOMERS.c.id == bindparam("customer_id"),
+            CUSTOMERS.c.id == func.coalesce(bindparam("scope", type_=String), CUSTOMERS.c.id),
+        )
+        .values(unit_balance=new_balance, last_balance_change=change)
+        .returning(
+            CUSTOMERS.c.unit_balance,
+            CUSTOMERS.c.last_balance_change,
+            CUSTOMERS.c.unit_warning_levels,
+        )
+    )
+
+
+_UNITS: BindParameter[int] = bindparam("units", type_=Integer)
+_TAKEN = case((CUSTOMERS.c.unit_balance < _UNITS, CUSTOMERS.c.unit_balance), else_=_UNITS)
+TAKE_UNITS = _balance_update(CUSTOMERS.c.unit_balance - _TAKEN, -_TAKEN)
+ADD_UNITS = _balance_update(CUSTOMERS.c.unit_balance + _UNITS, _UNITS)
 
 
 class LedgerRepository(Repository):
@@ -17,13 +98,27 @@ class LedgerRepository(Repository):
     refuses anything below zero, and no value is read first and written back later.
     """
 
+    def __init__(self, session: AsyncSession, scope: str | None = None) -> None:
+        super().__init__(session)
+        self.scope = scope
+
+    async def _apply(self, statement: Update, customer_id: str, units: int) -> Applied | None:
+        connection = await self.session.connection()
+        params = {"customer_id": customer_id, "scope": self.scope, "units": units}
+        row = (await connection.execute(statement, params)).one_or_none()
+        return None if row is None else Applied(int(row[0]), int(row[1]), row[2])
+
+    async def take(self, customer_id: str, units: int) -> Applied | None:
+        """Debit up to ``units``, never below zero, in one statement; None: no such
+        customer (in the caller's scope)."""
+        return await self._apply(TAKE_UNITS, customer_id, units)
+
+    async def credit(self, customer_id: str, units: int) -> Applied | None:
+        """Credit ``units`` in one statement; None: no such customer (in scope)."""
+        return await self._apply(ADD_UNITS, customer_id, units)
+
     def _entries(self, customer_id: str) -> Select[LedgerEntry]:
         return select(LedgerEntry).where(LedgerEntry.customer_id == customer_id)
-
-    async def take_units(self, customer_id: str, units: int) -> tuple[int, int] | None:
-        """Debit up to ``units``, never below zero: (balance after, signed change)."""
-        taken = case((Customer.unit_balance < units, Customer.unit_balance), else_=literal(units))
-        return await self._change(customer_id, Customer.unit_balance - taken, -taken)
 
     async def add_units(self, customer_id: str, units: int) -> tuple[int, int] | None:
         """Credit ``units``: (balance after, signed change)."""

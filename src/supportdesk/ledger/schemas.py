@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from supportdesk.kit.schemas import Money, RequestModel, ResponseModel, StrictInt
+from supportdesk.ledger.repository import LedgerEntryRow
 from supportdesk.models import LedgerEntry
 
 MAX_UNITS = 100_000
@@ -70,7 +71,7 @@ class LedgerRead(ResponseModel):
     as_of: datetime | None
 
 
-def entry_read(entry: LedgerEntry) -> LedgerEntryRead:
+def entry_read(entry: LedgerEntry | LedgerEntryRow) -> LedgerEntryRead:
     return LedgerEntryRead(
         id=entry.id,
         customer_id=entry.customer_id,

@@ -5,24 +5,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules
 from supportdesk.customers.repository import CustomerRepository
-from supportdesk.customers.service import warning_levels_of
+from supportdesk.customers.service import stored_warning_levels, warning_levels_of
 from supportdesk.domain.errors import InsufficientBalance
 from supportdesk.domain.ledger import EntryKind, reversal_effect, split_debit, warning_crossings
 from supportdesk.domain.pricing import list_price_amount, price_package
 from supportdesk.errors import NotFound
-from supportdesk.events.service import EventRecorder
+from supportdesk.events.service import EVENTS, EventRecorder, event_row
+from supportdesk.kit.audit import audit_row, creation_changes
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
-from supportdesk.ledger.repository import LedgerRepository
-from supportdesk.ledger.schemas import entry_read
+from supportdesk.kit.repository import Writes, table_of
+from supportdesk.ledger.repository import ENTRY_COLUMNS, Applied, LedgerEntryRow, LedgerRepository
+from supportdesk.ledger.schemas import LedgerEntryRead, entry_read
 from supportdesk.metrics.service import DEBITS
-from supportdesk.models import Customer, LedgerEntry
+from supportdesk.models import AuditEntry, Customer, LedgerEntry
+
+LEDGER_ENTRIES = table_of(LedgerEntry)
+AUDIT_LOG = table_of(AuditEntry)
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A new ledger entry and its answer, validated once."""
+
+    entry: LedgerEntryRow
+    read: LedgerEntryRead
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class LedgerService:
         self.session = session
         self.rules = rules
         self.actor = actor
-        self.ledger = LedgerRepository(session)
+        self.ledger = LedgerRepository(session, scope)
         self.customers = CustomerRepository(session, scope)
         self.events = EventRecorder(session)
 
@@ -78,7 +92,7 @@ class LedgerService:
             created_by=self.actor,
         )
 
-    async def _standing_may_change(self, entry: LedgerEntry) -> None:
+    async def _standing_may_change(self, entry: LedgerEntry | LedgerEntryRow) -> None:
         """Units running out or topped up from zero move the customer's waiting tickets."""
         before = entry.balance_after - entry.change
         if (before > 0) != (entry.balance_after > 0):
@@ -138,21 +152,91 @@ class LedgerService:
         )
         return Balance(customer_id, balance, warning_levels_of(customer, self.rules), as_of)
 
+    def _new_entry(
+        self, customer_id: str, kind: EntryKind, units: int, applied: Applied
+    ) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "id": new_id("led"),
+            "customer_id": customer_id,
+            "kind": kind.value,
+            "units": units,
+            "change": applied.change,
+            "units_debited": 0,
+            "units_billed_at_list_price": 0,
+            "unit_price": None,
+            "amount": None,
+            "list_price_amount": None,
+            "currency": self.rules.price_list.currency,
+            "reverses_id": None,
+            "reference": None,
+            "cause_type": "",
+            "cause_id": None,
+            "balance_after": applied.balance_after,
+            "recorded_at": now,
+            "effective_at": now,
+            "created_by": self.actor,
+        }
+
+    async def _write_entry(
+        self, values: dict[str, Any], applied: Applied, writes: Writes | None
+    ) -> Recorded:
+        """The entry, its audit row, its event and any low-balance warnings: one round
+        trip (or the caller's, with ``writes``). The same rows the ORM path writes."""
+        entry = LedgerEntryRow(**values)
+        read = entry_read(entry)
+        batch = Writes() if writes is None else writes
+        batch.insert(LEDGER_ENTRIES, values)
+        changes = creation_changes(ENTRY_COLUMNS, values)
+        batch.insert(AUDIT_LOG, audit_row("create", "ledger_entry", entry.id, changes))
+        events = [
+            event_row(
+                "ledger.entry_created",
+                resource_type="ledger_entry",
+                resource_id=entry.id,
+                customer_id=entry.customer_id,
+                data=read.model_dump(mode="json"),
+            )
+        ]
+        if entry.change < 0:
+            levels = stored_warning_levels(applied.warning_levels, self.rules)
+            before = entry.balance_after - entry.change
+            for level in warning_crossings(before, entry.balance_after, levels):
+                events.append(
+                    event_row(
+                        "ledger.low_balance",
+                        resource_type="customer",
+                        resource_id=entry.customer_id,
+                        customer_id=entry.customer_id,
+                        data={
+                            "customer_id": entry.customer_id,
+                            "balance": entry.balance_after,
+                            "level": level,
+                            "warning_threshold": max(levels),
+                            "entry_id": entry.id,
+                        },
+                    )
+                )
+        batch.insert(EVENTS, *events)
+        if writes is None:
+            await self.ledger.write(batch)
+        await self._standing_may_change(entry)
+        return Recorded(entry, read)
+
     async def buy_units(
         self, customer_id: str, units: int, reference: str | None = None
-    ) -> LedgerEntry:
-        """A package of units, priced at its bracket of the tiered price list."""
-        customer = await self._customer(customer_id)
+    ) -> Recorded:
+        """A package of units, priced at its bracket of the tiered price list: the credit
+        in one statement, the entry with its audit row and event in a second."""
         price = price_package(units, self.rules.price_list)
-        applied = await self.ledger.add_units(customer_id, units)
+        applied = await self.ledger.credit(customer_id, units)
         if applied is None:
             raise NotFound.of("customer", customer_id)
-        entry = self._entry(customer_id, EntryKind.PURCHASE, applied[0])
-        entry.units, entry.change = units, applied[1]
-        entry.unit_price, entry.amount = price.unit_price, price.amount
-        entry.reference = reference
-        entry.cause_type, entry.cause_id = "purchase", reference
-        return await self._record(entry, customer)
+        values = self._new_entry(customer_id, EntryKind.PURCHASE, units, applied)
+        values["unit_price"], values["amount"] = price.unit_price, price.amount
+        values["reference"] = reference
+        values["cause_type"], values["cause_id"] = "purchase", reference
+        return await self._write_entry(values, applied, None)
 
     async def debit_units(
         self,
@@ -163,30 +247,29 @@ class LedgerService:
         cause_type: str = "manual",
         cause_id: str | None = None,
         effective_at: datetime | None = None,
-    ) -> LedgerEntry:
+        writes: Writes | None = None,
+    ) -> Recorded:
         """Take ``units`` from the balance as far as it goes; the rest is billed at list price.
 
         One atomic update applies the debit and reports what it took, so concurrent
         debits never overdraw and never lose a unit; warnings fire once per level crossed.
+        With ``writes``, the entry's rows join the caller's round trip.
         """
-        customer = await self._customer(customer_id)
-        applied = await self.ledger.take_units(customer_id, units)
+        applied = await self.ledger.take(customer_id, units)
         if applied is None:
             raise NotFound.of("customer", customer_id)
-        balance_after, change = applied
-        split = split_debit(units, balance_after - change)
-        entry = self._entry(customer_id, EntryKind.DEBIT, balance_after)
-        entry.units, entry.change = units, change
-        entry.units_debited = split.from_prepaid
-        entry.units_billed_at_list_price = split.at_list_price
-        entry.list_price_amount = list_price_amount(split.at_list_price, self.rules.price_list)
-        entry.reference = reference
-        entry.cause_type, entry.cause_id = cause_type, cause_id or reference
+        split = split_debit(units, applied.balance_after - applied.change)
+        values = self._new_entry(customer_id, EntryKind.DEBIT, units, applied)
+        values["units_debited"] = split.from_prepaid
+        values["units_billed_at_list_price"] = split.at_list_price
+        values["list_price_amount"] = list_price_amount(split.at_list_price, self.rules.price_list)
+        values["reference"] = reference
+        values["cause_type"], values["cause_id"] = cause_type, cause_id or reference
         if effective_at is not None:
-            entry.effective_at = effective_at
-        await self._record(entry, customer)
+            values["effective_at"] = effective_at
+        recorded = await self._write_entry(values, applied, writes)
         DEBITS.inc()
-        return entry
+        return recorded
 
     async def reverse_entry(
         self, customer_id: str, entry_id: str, reference: str | None = None

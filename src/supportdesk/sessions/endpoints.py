@@ -13,6 +13,7 @@ from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.ids import id_segment
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
+from supportdesk.kit.schemas import json_answer
 from supportdesk.kit.uploads import receive_multipart
 from supportdesk.sessions.schemas import (
     ImportResult,
@@ -140,10 +141,9 @@ async def end_session(
     session: SessionDep,
     rules: RulesDep,
     body: Annotated[SessionEnd | None, Body()] = None,
-) -> SessionLogRead:
+) -> Response:
     service = SessionService(session, rules, principal)
-    log = await service.end_session(session_id, body or SessionEnd())
-    return session_log_read(log, rules)
+    return json_answer(await service.end_session(session_id, body or SessionEnd()))
 
 
 @router.post(
@@ -155,10 +155,9 @@ async def end_session(
 )
 async def emergency_stop(
     session_id: SessionId, principal: Joiner, session: SessionDep, rules: RulesDep
-) -> SessionLogRead:
+) -> Response:
     service = SessionService(session, rules, principal)
-    log = await service.end_session(session_id, SessionEnd(), by_customer=True)
-    return session_log_read(log, rules)
+    return json_answer(await service.end_session(session_id, SessionEnd(), by_customer=True))
 
 
 def _bounds(

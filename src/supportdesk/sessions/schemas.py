@@ -19,6 +19,7 @@ from supportdesk.kit.schemas import (
     Stripped,
 )
 from supportdesk.models import RemoteSession, SessionLog
+from supportdesk.sessions.repository import SessionLogRow
 
 Text200 = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK), Stripped
@@ -147,7 +148,7 @@ def format_duration(seconds: int) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
-def session_log_read(log: SessionLog, rules: BusinessRules) -> SessionLogRead:
+def session_log_read(log: SessionLog | SessionLogRow, rules: BusinessRules) -> SessionLogRead:
     currency = rules.price_list.currency
     return SessionLogRead(
         id=log.id,

@@ -29,23 +29,25 @@ from supportdesk.domain.billing import (
     units_added,
 )
 from supportdesk.domain.errors import ConflictError, DomainError
-from supportdesk.domain.groups import SupportGroup
+from supportdesk.domain.groups import ContractPeriod, SupportGroup, support_group
 from supportdesk.errors import Conflict, NotFound, TooManyRequests
-from supportdesk.events.service import EventRecorder
+from supportdesk.events.service import EVENTS, EventRecorder, event_row
 from supportdesk.kit.auth import Principal
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
+from supportdesk.kit.repository import Writes
 from supportdesk.ledger.service import LedgerService
 from supportdesk.models import Customer, JoinAttempts, RemoteSession, SessionLog
 from supportdesk.sessions.report import Connection, RowError, read_report
-from supportdesk.sessions.repository import SessionRepository
+from supportdesk.sessions.repository import SESSION_LOGS, SessionLogRow, SessionRepository
 from supportdesk.sessions.schemas import (
     ImportError_,
     ImportResult,
     RemoteSessionCreate,
     SessionEnd,
     SessionLogCreate,
+    SessionLogRead,
     session_log_read,
 )
 from supportdesk.tickets.repository import TicketRepository
@@ -223,42 +225,101 @@ class SessionService:
 
     async def end_session(
         self, session_id: str, data: SessionEnd, *, by_customer: bool = False
-    ) -> SessionLog:
+    ) -> SessionLogRead:
         """End the session (a supporter, or the customer's emergency stop) and bill it.
-        The code and the session give no access afterwards."""
-        remote = await self.sessions.get_session(session_id, for_update=True)
-        if remote is None:
+        The code and the session give no access afterwards.
+
+        Core throughout: one read locks the session and gives its customer's standing;
+        a charge is one conditional balance update; the log, the session's end, the
+        ledger entry, its audit row and the events are written in one round trip."""
+        ending = await self.sessions.get_for_end(session_id)
+        if ending is None:
             raise NotFound.of("remote session", session_id)
-        if remote.status == "ended":
+        if ending.status == "ended":
             raise SessionNotActive("the session has ended already")
         now = utcnow()
-        started = remote.started_at or now
-        remote.status = "ended"
-        remote.ended_at = now
-        remote.ended_by = "customer" if by_customer else "agent"
-        customer = await self._customer_unscoped(remote.customer_id)
-        log = await self._log_work(
-            Work(
-                customer=customer,
-                started_at=started,
-                duration_seconds=int((now - started).total_seconds()),
-                supporter=remote.supporter,
-                partner=_partner(customer, remote.computer),
-                notes=data.notes or "",
-                billable=data.billable,
-                non_billable_reason=data.non_billable_reason,
-                bill_at_list_price=remote.bill_at_list_price,
-                origin="live",
-                ticket_id=remote.ticket_id,
-                contact_id=remote.contact_id,
-                computer=remote.computer,
-                remote_session_id=remote.id,
-                ended_by=remote.ended_by,
-            )
+        started = ending.started_at or now
+        ended_by = "customer" if by_customer else "agent"
+        duration_seconds = int((now - started).total_seconds())
+        session_day = self.rules.calendar.local_date(started)
+        group = support_group(
+            [ContractPeriod(a, b) for a, b in ending.contracts], ending.unit_balance, session_day
         )
-        remote.session_log_id = log.id
-        await self.sessions.flush()
-        return log
+        units = await self._units(ending.customer_id, ending.ticket_id, started, duration_seconds)
+        decision = decide_billing(
+            units,
+            billable=data.billable,
+            group=group,
+            balance=ending.unit_balance,
+            covered_by_contract=group == SupportGroup.CONTRACT,
+            non_billable_reason=data.non_billable_reason,
+            bill_at_list_price=ending.bill_at_list_price,
+        )
+        log_id = new_id("sl")
+        created_by = self.principal.key_id if self.principal else None
+        writes = Writes()
+        units_charged, units_at_list_price = decision.units_charged, decision.units_at_list_price
+        ledger_entry_id = None
+        if decision.outcome == BillingOutcome.CHARGED and decision.units > 0:
+            # The ledger's atomic debit decides the split, so concurrent billing of the
+            # same account never overdraws it.
+            entry = (
+                await LedgerService(self.session, self.rules, actor=created_by).debit_units(
+                    ending.customer_id,
+                    decision.units,
+                    f"session {log_id}",
+                    cause_type="session",
+                    cause_id=log_id,
+                    writes=writes,
+                )
+            ).entry
+            units_charged = entry.units_debited
+            units_at_list_price = entry.units_billed_at_list_price
+            ledger_entry_id = entry.id
+        log = SessionLogRow(
+            id=log_id,
+            customer_id=ending.customer_id,
+            ticket_id=ending.ticket_id,
+            contact_id=ending.contact_id,
+            computer=ending.computer,
+            partner=_partner(ending.customer_name, ending.computer),
+            started_at=started,
+            duration_seconds=duration_seconds,
+            supporter=ending.supporter,
+            notes=data.notes or "",
+            billable=data.billable,
+            non_billable_reason=(
+                decision.non_billable_reason.value if decision.non_billable_reason else None
+            ),
+            bill_at_list_price=ending.bill_at_list_price,
+            origin="live",
+            remote_session_id=ending.id,
+            ended_by=ended_by,
+            import_fingerprint=None,
+            billing_outcome=decision.outcome.value,
+            units=decision.units,
+            units_charged=units_charged,
+            units_at_list_price=units_at_list_price,
+            units_covered=decision.units_covered,
+            ledger_entry_id=ledger_entry_id,
+            created_by=created_by,
+            created_at=utcnow(),
+        )
+        read = session_log_read(log, self.rules)
+        writes.insert(SESSION_LOGS, log.values())
+        writes.insert(
+            EVENTS,
+            event_row(
+                "session.ended",
+                resource_type="session_log",
+                resource_id=log.id,
+                customer_id=log.customer_id,
+                data=read.model_dump(mode="json"),
+            ),
+        )
+        self.sessions.end_session(writes, ending.id, now, ended_by, log.id)
+        await self.sessions.write(writes)
+        return read
 
     async def _customer_unscoped(self, customer_id: str) -> Customer:
         customer = await CustomerRepository(self.session).get_by_id(customer_id)
@@ -290,18 +351,24 @@ class SessionService:
             )
         )
 
-    async def _units(self, work: Work) -> int:
-        duration = timedelta(seconds=work.duration_seconds)
+    async def _units(
+        self,
+        customer_id: str,
+        ticket_id: str | None,
+        started_at: datetime,
+        duration_seconds: int,
+    ) -> int:
+        duration = timedelta(seconds=duration_seconds)
         billing = self.rules.billing
         earlier: list[timedelta] = []
-        if billing.merge_gap is not None and work.ticket_id is not None:
+        if billing.merge_gap is not None and ticket_id is not None:
             # Sessions on one ticket with short breaks between them are billed as one.
-            boundary = work.started_at
+            boundary = started_at
             for log in await self.sessions.recent_logs_on_ticket(
-                work.customer.id, work.ticket_id, work.started_at - MERGE_LOOKBACK
+                customer_id, ticket_id, started_at - MERGE_LOOKBACK
             ):
                 ended = log.started_at + timedelta(seconds=log.duration_seconds)
-                if log.started_at >= work.started_at or boundary - ended > billing.merge_gap:
+                if log.started_at >= started_at or boundary - ended > billing.merge_gap:
                     break
                 earlier.append(timedelta(seconds=log.duration_seconds))
                 boundary = log.started_at
@@ -311,7 +378,9 @@ class SessionService:
         customer = work.customer
         session_day = self.rules.calendar.local_date(work.started_at)
         group = await self.standing.group_of(customer, on=session_day)
-        units = await self._units(work)
+        units = await self._units(
+            customer.id, work.ticket_id, work.started_at, work.duration_seconds
+        )
         decision = decide_billing(
             units,
             billable=work.billable,
@@ -353,13 +422,15 @@ class SessionService:
         if decision.outcome == BillingOutcome.CHARGED and decision.units > 0:
             # The ledger's atomic debit decides the split, so concurrent billing of the
             # same account never overdraws it.
-            entry = await LedgerService(self.session, self.rules, actor=log.created_by).debit_units(
-                customer.id,
-                decision.units,
-                f"session {log.id}",
-                cause_type="session",
-                cause_id=log.id,
-            )
+            entry = (
+                await LedgerService(self.session, self.rules, actor=log.created_by).debit_units(
+                    customer.id,
+                    decision.units,
+                    f"session {log.id}",
+                    cause_type="session",
+                    cause_id=log.id,
+                )
+            ).entry
             log.units_charged = entry.units_debited
             log.units_at_list_price = entry.units_billed_at_list_price
             log.ledger_entry_id = entry.id
@@ -431,7 +502,7 @@ class SessionService:
             started_at=row.started_at,
             duration_seconds=int(row.duration.total_seconds()),
             supporter=row.user or "unknown",
-            partner=row.partner or _partner(customer, row.computer or None),
+            partner=row.partner or _partner(customer.name, row.computer or None),
             notes=row.notes,
             billable=row.billable,
             # A report says only "not billable": the reason an outside tool cannot give
@@ -444,8 +515,8 @@ class SessionService:
         )
 
 
-def _partner(customer: Customer, computer: str | None) -> str:
-    return f"{customer.name} – {computer}" if computer else customer.name
+def _partner(name: str, computer: str | None) -> str:
+    return f"{name} – {computer}" if computer else name
 
 
 def _lines(path: Path) -> Iterator[str]:
