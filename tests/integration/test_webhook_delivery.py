@@ -16,13 +16,16 @@ import httpcore
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from conftest import live_admin_headers, live_client
 from supportdesk.config import Settings, build_rules
 from supportdesk.db import build_engine, build_sessionmaker
 from supportdesk.domain.sla import at_risk_from
-from supportdesk.models import Ticket
+from supportdesk.kit.clock import utcnow
+from supportdesk.kit.ids import new_id
+from supportdesk.models import Event, Ticket, WebhookJob
 from supportdesk.tickets.service import TicketService
 from supportdesk.webhooks.dispatcher import (
     SIGNATURE_HEADER,
@@ -30,6 +33,7 @@ from supportdesk.webhooks.dispatcher import (
     url_key,
     verify_signature,
 )
+from supportdesk.webhooks.repository import WebhookRepository
 from supportdesk.webhooks.schemas import EventType
 from supportdesk.webhooks.transport import delivery_client
 
@@ -798,3 +802,80 @@ class TestDnsRebinding:
         assert arrived["headers"]["host"] == f"{NAME}:{port}"
         log = await deliveries_of(database_url, admin, hook, FAST)
         assert [d["delivered"] for d in log] == [True]
+
+
+class TestFanOutInTurn:
+    async def test_two_fan_outs_at_once_keep_a_resources_order(
+        self, database_url: str, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """One dispatcher is held between reading its events and writing their jobs while
+        a later event of the same resource arrives and another dispatcher fans out: the
+        later event's job must still come after the earlier one's (jobs go out in id
+        order per resource)."""
+        _, url = receiver
+        admin = await live_admin_headers(database_url)
+        async with live_client(database_url, **FAST) as http:
+            hook = await http.post(
+                "/api/v1/webhooks",
+                json={"url": url, "events": ["ticket.status_changed"], "secret": SECRET},
+                headers=admin,
+            )
+            assert hook.status_code == 201, hook.text
+        first, engine_a = dispatcher_for(database_url)
+        second, engine_b = dispatcher_for(database_url)
+        resource = new_id("tkt")
+        writes = build_sessionmaker(engine_b)
+
+        async def happened() -> str:
+            async with writes.begin() as session:
+                event = Event(
+                    id=new_id("evt"),
+                    type="ticket.status_changed",
+                    occurred_at=utcnow(),
+                    resource_type="ticket",
+                    resource_id=resource,
+                    customer_id=None,
+                    data={},
+                    fanned_out=False,
+                    notified=True,
+                )
+                session.add(event)
+            return event.id
+
+        first_has_read = asyncio.Event()
+        second_done = asyncio.Event()
+        read = WebhookRepository.events_to_fan_out
+
+        async def held(self: WebhookRepository, limit: int) -> list[Event]:
+            events = await read(self, limit)
+            if not first_has_read.is_set():
+                first_has_read.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(second_done.wait(), 1.0)
+            return events
+
+        monkeypatch.setattr(WebhookRepository, "events_to_fan_out", held)
+        try:
+            earlier = await happened()
+
+            async def meanwhile() -> str:
+                await first_has_read.wait()
+                later = await happened()
+                await second.fan_out()
+                second_done.set()
+                return later
+
+            _, later = await asyncio.gather(first.fan_out(), meanwhile())
+            async with writes() as session:
+                jobs = (
+                    await session.scalars(
+                        select(WebhookJob)
+                        .where(WebhookJob.resource_key == f"ticket:{resource}")
+                        .order_by(WebhookJob.id)
+                    )
+                ).all()
+            assert [job.event_id for job in jobs] == [earlier, later]
+        finally:
+            for dispatcher, engine in ((first, engine_a), (second, engine_b)):
+                await dispatcher.aclose()
+                await engine.dispose()

@@ -4,7 +4,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, exists, insert, select, update
+from sqlalchemy import Select, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -12,6 +12,9 @@ from sqlalchemy.orm import aliased
 from supportdesk.kit.pagination import PageParams, fetch_page
 from supportdesk.kit.repository import Repository
 from supportdesk.models import Event, UrlLease, WebhookDelivery, WebhookJob, WebhookSubscription
+
+# The advisory lock the dispatchers' fan-outs take in turn (any constant of the service's own).
+FAN_OUT_LOCK = 0x5D_F0_0F_A4
 
 
 class WebhookRepository(Repository):
@@ -47,9 +50,17 @@ class WebhookRepository(Repository):
         return list((await self.session.scalars(stmt)).all())
 
     async def events_to_fan_out(self, limit: int) -> list[Event]:
-        stmt = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
+        """The next events to turn into jobs, oldest first, for one dispatcher at a time.
+
+        Jobs are delivered in the order of their ids, per resource; so the fan-outs of
+        several dispatchers (replicas) must not overlap: with row locks skipped, one could
+        insert the jobs of a resource's later event before another inserted those of its
+        earlier one. On PostgreSQL a transaction-level advisory lock takes them in turn
+        (SQLite's write lock already does); the lock ends with the transaction.
+        """
         if self.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
+            await self.session.execute(select(func.pg_advisory_xact_lock(FAN_OUT_LOCK)))
+        stmt = select(Event).where(Event.fanned_out.is_(False)).order_by(Event.id).limit(limit)
         return list((await self.session.scalars(stmt)).all())
 
     async def due_jobs(self, now: datetime, limit: int) -> list[WebhookJob]:
