@@ -21,8 +21,6 @@ pytestmark = pytest.mark.db
 
 @pytest.fixture
 def postgres_url(database_url: str) -> str:
-    if database_url.startswith("sqlite"):
-        pytest.skip("the idle ping is set up for PostgreSQL's pool")
     return database_url
 
 
@@ -44,6 +42,8 @@ async def _terminate(admin: AsyncEngine, pid: int) -> None:
     await asyncio.sleep(0.1)
 
 
+# The idle ping is set up for PostgreSQL's pool only (SQLite has no server to lose).
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 class TestIdlePing:
     async def test_connection_dropped_while_idle_is_replaced_before_use(
         self, postgres_url: str, admin: AsyncEngine, monkeypatch: pytest.MonkeyPatch
