@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -53,6 +54,25 @@ class Balance:
     @property
     def low(self) -> bool:
         return bool(self.warning_levels) and self.balance <= self.warning_threshold
+
+
+def low_balance_warnings(
+    customer_id: str, entry_id: str, change: int, balance_after: int, levels: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The data of each ``ledger.low_balance`` a balance change gives: one per warning
+    level crossed on the way down (none when the balance went up)."""
+    if change >= 0:
+        return []
+    return [
+        {
+            "customer_id": customer_id,
+            "balance": balance_after,
+            "level": level,
+            "warning_threshold": max(levels),
+            "entry_id": entry_id,
+        }
+        for level in warning_crossings(balance_after - change, balance_after, levels)
+    ]
 
 
 class LedgerService:
@@ -124,23 +144,16 @@ class LedgerService:
     def _warn_if_low(self, entry: LedgerEntry, customer: Customer) -> None:
         """Whatever took the balance down (a debit, a reversed purchase): one warning per
         level crossed on the way."""
-        if entry.change >= 0:
-            return
         levels = warning_levels_of(customer, self.rules)
-        before = entry.balance_after - entry.change
-        for level in warning_crossings(before, entry.balance_after, levels):
+        for data in low_balance_warnings(
+            entry.customer_id, entry.id, entry.change, entry.balance_after, levels
+        ):
             self.events.record(
                 "ledger.low_balance",
                 resource_type="customer",
                 resource_id=customer.id,
                 customer_id=customer.id,
-                data={
-                    "customer_id": customer.id,
-                    "balance": entry.balance_after,
-                    "level": level,
-                    "warning_threshold": max(levels),
-                    "entry_id": entry.id,
-                },
+                data=data,
             )
 
     async def get_balance(self, customer_id: str, as_of: datetime | None = None) -> Balance:
@@ -198,25 +211,19 @@ class LedgerService:
                 data=read.model_dump(mode="json"),
             )
         ]
-        if entry.change < 0:
-            levels = stored_warning_levels(applied.warning_levels, self.rules)
-            before = entry.balance_after - entry.change
-            for level in warning_crossings(before, entry.balance_after, levels):
-                events.append(
-                    event_row(
-                        "ledger.low_balance",
-                        resource_type="customer",
-                        resource_id=entry.customer_id,
-                        customer_id=entry.customer_id,
-                        data={
-                            "customer_id": entry.customer_id,
-                            "balance": entry.balance_after,
-                            "level": level,
-                            "warning_threshold": max(levels),
-                            "entry_id": entry.id,
-                        },
-                    )
-                )
+        levels = stored_warning_levels(applied.warning_levels, self.rules)
+        events += [
+            event_row(
+                "ledger.low_balance",
+                resource_type="customer",
+                resource_id=entry.customer_id,
+                customer_id=entry.customer_id,
+                data=data,
+            )
+            for data in low_balance_warnings(
+                entry.customer_id, entry.id, entry.change, entry.balance_after, levels
+            )
+        ]
         batch.insert(EVENTS, *events)
         if writes is None:
             await self.ledger.write(batch)
