@@ -191,6 +191,18 @@ class TestBodiesBeforeTheCaller:
         assert_problem(response, 403)
         assert body.pulled == 0
 
+    async def test_a_refusal_names_every_permission_that_would_do(
+        self, client: httpx.AsyncClient, headers_for
+    ) -> None:
+        integration = await headers_for("integration")
+        response = await client.get(
+            "/api/v1/remote-sessions/rs_01NOSUCHSESSION", headers=integration
+        )
+        assert_problem(response, 403)
+        assert response.json()["detail"] == (
+            "The role 'integration' may not run_sessions or join_sessions."
+        )
+
     async def test_a_declared_length_above_the_limit_is_413_unread(
         self, client: httpx.AsyncClient, admin, settings: Settings
     ) -> None:

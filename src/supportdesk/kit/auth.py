@@ -236,18 +236,12 @@ def permissions_of(call: object) -> tuple[Permission, ...] | None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that lets through only callers whose role has ``permission``."""
-
-    async def dependency(request: Request, credentials: Credentials) -> Principal:
-        principal = _principal(request)
-        if not principal.may(permission):
-            raise Forbidden(f"The role {principal.role.value!r} may not {permission.value}.")
-        return principal
-
-    dependency.permissions = (permission,)  # type: ignore[attr-defined]
-    dependency.takes_key = True  # type: ignore[attr-defined]
-    return dependency
+def refusal(principal: Principal, permissions: tuple[Permission, ...]) -> Forbidden | None:
+    """Why ``principal`` may not go on, when its role has none of ``permissions``."""
+    if any(principal.may(p) for p in permissions):
+        return None
+    names = " or ".join(p.value for p in permissions)
+    return Forbidden(f"The role {principal.role.value!r} may not {names}.")
 
 
 def authorize_any(*permissions: Permission) -> Callable[..., Awaitable[Principal]]:
@@ -256,14 +250,19 @@ def authorize_any(*permissions: Permission) -> Callable[..., Awaitable[Principal
 
     async def dependency(request: Request, credentials: Credentials) -> Principal:
         principal = _principal(request)
-        if not any(principal.may(p) for p in permissions):
-            names = " or ".join(p.value for p in permissions)
-            raise Forbidden(f"The role {principal.role.value!r} may not {names}.")
+        refused = refusal(principal, permissions)
+        if refused is not None:
+            raise refused
         return principal
 
     dependency.permissions = permissions  # type: ignore[attr-defined]
     dependency.takes_key = True  # type: ignore[attr-defined]
     return dependency
+
+
+def authorize(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through only callers whose role has ``permission``."""
+    return authorize_any(permission)
 
 
 def AllowedAny(*permissions: Permission) -> object:

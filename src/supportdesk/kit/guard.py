@@ -50,6 +50,7 @@ from supportdesk.kit.auth import (
     hash_key,
     permissions_of,
     principals,
+    refusal,
     takes_key,
 )
 from supportdesk.kit.ratelimit import RateLimiter, RateLimits
@@ -99,10 +100,11 @@ class RouteDoor:
     permissions: tuple[tuple[Permission, ...], ...]
     prepare: Prepare | None
 
-    def refuses(self, principal: Principal) -> Permission | None:
+    def refuses(self, principal: Principal) -> Forbidden | None:
         for group in self.permissions:
-            if not any(principal.may(p) for p in group):
-                return group[0]
+            refused = refusal(principal, group)
+            if refused is not None:
+                return refused
         return None
 
 
@@ -231,7 +233,7 @@ class RequestGuardMiddleware:
             current_actor.set((principal.key_id, principal.role.value))
             refused = door.refuses(principal)
             if refused is not None:
-                raise Forbidden(f"The role {principal.role.value!r} may not {refused.value}.")
+                raise refused
         limit = self.max_json_body
         if scope["method"] in _BODY_METHODS:
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
