@@ -152,12 +152,7 @@ _TAKE_OVER = (
 _JUDGE = select(
     _C.fingerprint, _C.state, _C.response_status, _C.response_headers, _C.response_body
 ).where(*_THIS_KEY)
-_STILL_HELD = (
-    _C.scope == bindparam("b_scope"),
-    _C.key == bindparam("b_key"),
-    _C.token == bindparam("b_token"),
-    _C.state == "running",
-)
+_STILL_HELD = (*_THIS_KEY, _C.token == bindparam("b_token"), _C.state == "running")
 _EXTEND = (
     update(_RECORDS)
     .where(*_STILL_HELD)
@@ -395,6 +390,19 @@ def _caller(authorization: str) -> str | None:
     return hash_key(credential)
 
 
+async def _in_progress(send: Send, detail: str) -> None:
+    """409 with Retry-After: another attempt with the key holds it (an answer about the
+    moment, which the client retries)."""
+    await send_problem(
+        send,
+        409,
+        detail,
+        slug="idempotency-in-progress",
+        title="Request in progress",
+        headers={"Retry-After": "1"},
+    )
+
+
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, policy: IdempotencyPolicy | None = None) -> None:
         self.app = app
@@ -464,13 +472,8 @@ class IdempotencyMiddleware:
                 title="Idempotency key reused",
             )
         else:
-            await send_problem(
-                send,
-                409,
-                f"A request with this {HEADER} is still being processed; retry later.",
-                slug="idempotency-in-progress",
-                title="Request in progress",
-                headers={"Retry-After": "1"},
+            await _in_progress(
+                send, f"A request with this {HEADER} is still being processed; retry later."
             )
 
     async def _replay(self, send: Send, answer: StoredAnswer) -> None:
@@ -509,14 +512,10 @@ class IdempotencyMiddleware:
                     if not lost:
                         await self._release(sessionmaker, held)
         if lost:
-            await send_problem(
+            await _in_progress(
                 send,
-                409,
                 "A retry with this Idempotency-Key took over while this request ran; "
                 "this attempt was rolled back.",
-                slug="idempotency-in-progress",
-                title="Request in progress",
-                headers={"Retry-After": "1"},
             )
             return
         await send_raw(send, captured.status, captured.headers, bytes(captured.body))
