@@ -468,6 +468,13 @@ async def main() -> int:
     parser.add_argument(
         "--profile", metavar="SCENARIO", choices=SCENARIOS, help="profile one scenario"
     )
+    parser.add_argument(
+        "--only",
+        metavar="SCENARIO",
+        choices=SCENARIOS,
+        action="append",
+        help="measure only these scenarios (and the trivial endpoint); writes no results",
+    )
     args = parser.parse_args()
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else ITERATIONS)
     backend = "sqlite" if args.sqlite else "postgresql"
@@ -505,7 +512,7 @@ async def main() -> int:
                     return 0
                 figures: dict[str, Timing] = {}
                 trivial: list[Timing] = []
-                for name in [*SCENARIOS, TRIVIAL]:
+                for name in [*(args.only or SCENARIOS), TRIVIAL]:
                     count = iterations * (TRIVIAL_FACTOR if name == TRIVIAL else 1)
                     timing = await measure(client, name, fx, count)
                     print(
@@ -533,7 +540,7 @@ async def main() -> int:
             "ms_cpu_mean": round(figures[name].cpu_mean, 3),
             "ms_wall": round(figures[name].wall, 3),
         }
-        for name in SCENARIOS
+        for name in args.only or SCENARIOS
     ]
     run_seconds = time.perf_counter() - begun
     print()
@@ -546,6 +553,8 @@ async def main() -> int:
     )
     print_table(rows)
     print(f"\nseeding {seed_seconds:.0f} s, whole run {run_seconds:.0f} s")
+    if args.only:
+        return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / ("cpu-sqlite.json" if args.sqlite else "cpu.json")
     out.write_text(

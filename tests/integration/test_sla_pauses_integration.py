@@ -26,7 +26,7 @@ class TestPausedClock:
             await CustomerService(session, rules).register_customer(CustomerCreate(name="P"))
         ).customer
         service = TicketService(session, rules)
-        held = await service.open_ticket(
+        held, _ = await service.open_ticket(
             TicketCreate.model_validate(
                 {
                     "customer_id": customer.id,
@@ -38,11 +38,11 @@ class TestPausedClock:
                 strict=False,
             )
         )
-        assert held.ticket.status == "awaiting_customer"
+        assert held.status == "awaiting_customer"
         noon = MONDAY_0900 + timedelta(hours=3)
         monkeypatch.setattr("supportdesk.tickets.service.utcnow", lambda: noon)
         opened = await service.update_ticket(
-            held.ticket.id,
+            held.id,
             TicketUpdate.model_validate(
                 {"steps_to_reproduce": "1.", "environment": {"os": "W", "host_application": "A"}},
                 strict=False,
@@ -61,7 +61,7 @@ class TestPausedClock:
             await CustomerService(session, rules).register_customer(CustomerCreate(name="Q"))
         ).customer
         service = TicketService(session, rules)
-        held = await service.open_ticket(
+        held, _ = await service.open_ticket(
             TicketCreate.model_validate(
                 {
                     "customer_id": customer.id,
@@ -73,13 +73,13 @@ class TestPausedClock:
                 strict=False,
             )
         )
-        assert held.ticket.status == "awaiting_customer"  # requires_premium
+        assert held.status == "awaiting_customer"  # requires_premium
         noon = MONDAY_0900 + timedelta(hours=3)
         monkeypatch.setattr("supportdesk.tickets.service.utcnow", lambda: noon)
         # The customer clears requires_premium by buying units.
         monkeypatch.setattr("supportdesk.ledger.service.utcnow", lambda: noon)
         await LedgerService(session, rules).buy_units(customer.id, 5)
-        view = await service.get_ticket(held.ticket.id)
+        view = await service.get_ticket(held.id)
         assert view.ticket.status == "open"
         expected = rules.calendar.add(noon, timedelta(hours=4))  # premium: 4 business hours
         assert view.first_response_due == expected

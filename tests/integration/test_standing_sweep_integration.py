@@ -13,6 +13,7 @@ from supportdesk.contracts.service import ContractService
 from supportdesk.customers.schemas import CustomerCreate
 from supportdesk.customers.service import CustomerService
 from supportdesk.domain.groups import SupportGroup
+from supportdesk.models import Ticket
 from supportdesk.tickets.schemas import TicketCreate
 from supportdesk.tickets.service import TicketService
 
@@ -37,7 +38,7 @@ class TestStandingSweep:
             ContractCreate(customer_id=customer.id, starts_on=tomorrow)
         )
         tickets = TicketService(session, rules)
-        opened = await tickets.open_ticket(
+        record, opened = await tickets.open_ticket(
             TicketCreate.model_validate(
                 {
                     "customer_id": customer.id,
@@ -50,10 +51,12 @@ class TestStandingSweep:
             )
         )
         assert opened.support_group == SupportGroup.STANDARD
-        assert opened.ticket.queue_group == 2
+        stored = await session.get(Ticket, record.id)
+        assert stored is not None
+        assert stored.queue_group == 2
 
         _at(monkeypatch, NOON + timedelta(days=1))
         assert await TicketService(session, rules).refresh_turning_contracts() == 1
-        assert opened.ticket.queue_group == 0
-        view = await TicketService(session, rules).get_ticket(opened.ticket.id)
+        assert stored.queue_group == 0
+        view = await TicketService(session, rules).get_ticket(record.id)
         assert view.support_group == SupportGroup.CONTRACT

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .calendar import BusinessCalendar, Interval
 from .errors import (
@@ -119,6 +121,36 @@ def status_after_customer_answer(status: TicketStatus, held: bool) -> TicketStat
 
 
 MIN_APPOINTMENTS_OUTSIDE_HOURS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMove:
+    """What a change of status writes: the ticket's new stored values, and the pause that
+    ended with it (the clock runs again), if one did."""
+
+    changes: dict[str, Any]
+    ended_pause: Interval | None
+
+
+def move_status(
+    current: TicketStatus, paused_since: datetime | None, to: TicketStatus, now: datetime
+) -> StatusMove | None:
+    """The move from ``current`` to ``to`` at ``now``; None when it stays. Entering a
+    status that stops the clock starts a pause, leaving one ends it; back in the queue,
+    the ticket has no assignee."""
+    if to == current:
+        return None
+    changes: dict[str, Any] = {"status": to.value}
+    ended: Interval | None = None
+    stopped_before, stopped_after = current in CLOCK_STOPPED, to in CLOCK_STOPPED
+    if stopped_before and not stopped_after and paused_since is not None:
+        ended = (paused_since, now)
+        changes["paused_since"] = None
+    elif stopped_after and not stopped_before:
+        changes["paused_since"] = now
+    if to == _S.OPEN:
+        changes["assignee_key_id"] = None
+    return StatusMove(changes, ended)
 
 
 def check_closable(category: TicketCategory, dongle_received: bool) -> None:

@@ -83,9 +83,9 @@ ATTACHMENT_FORM: dict[str, Any] = {
 )
 async def create_ticket(
     body: TicketCreate, principal: Writer, session: SessionDep, rules: RulesDep
-) -> TicketRead:
-    service = TicketService(session, rules, principal=principal)
-    return ticket_read(await service.open_ticket(body))
+) -> Response:
+    t, view = await TicketService(session, rules, principal=principal).open_ticket(body)
+    return Response(render(answer(t, view)), status_code=201, media_type=JSON)
 
 
 @router.get(

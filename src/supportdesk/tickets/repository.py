@@ -30,6 +30,7 @@ from supportdesk.kit.repository import Repository
 from supportdesk.models import (
     Attachment,
     Comment,
+    Contact,
     Contract,
     Customer,
     Escalation,
@@ -115,6 +116,16 @@ class Surroundings(NamedTuple):
     pauses: list[tuple[datetime, datetime]]
 
 
+class NewTicketSurroundings(NamedTuple):
+    """What opening a ticket reads: the customer's standing today, the product's latest
+    version, and whether the named contact is the customer's."""
+
+    unit_balance: int
+    contract_valid: bool
+    latest_version: str | None
+    contact_found: bool
+
+
 class ReadRow(NamedTuple):
     record: TicketRecord
     around: Surroundings
@@ -162,34 +173,41 @@ def _decode_pauses(value: Any) -> list[tuple[datetime, datetime]]:
     return [(a.astimezone(UTC), b.astimezone(UTC)) for a, b in value]
 
 
-def _read_select(postgres: bool) -> Select[Any]:
-    """Tickets with their customer's standing today, their product's latest version and
-    their pauses: everything a view needs, in one statement."""
-    t = _TICKETS
-    customers = cast(Table, Customer.__table__)
+def _contract_valid(customer_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """Whether the customer has a contract valid on the bound ``today``."""
     contracts = cast(Table, Contract.__table__)
-    products = cast(Table, Product.__table__)
     today = bindparam("today", type_=contracts.c.starts_on.type)
-    contract_valid = (
+    return (
         exists()
         .where(
-            contracts.c.customer_id == t.c.customer_id,
+            contracts.c.customer_id == customer_id,
             contracts.c.starts_on <= today,
             or_(contracts.c.ends_on.is_(None), contracts.c.ends_on >= today),
         )
         .label("contract_valid")
     )
-    latest = (
+
+
+def _latest_version(code: ColumnElement[str | None]) -> ColumnElement[str | None]:
+    products = cast(Table, Product.__table__)
+    return (
         select(products.c.latest_version)
-        .where(products.c.code == t.c.product)
+        .where(products.c.code == code)
         .scalar_subquery()
         .label("latest_version")
     )
+
+
+def _read_select(postgres: bool) -> Select[Any]:
+    """Tickets with their customer's standing today, their product's latest version and
+    their pauses: everything a view needs, in one statement."""
+    t = _TICKETS
+    customers = cast(Table, Customer.__table__)
     return select(
         *(t.c[name] for name in TicketRecord._fields),
         customers.c.unit_balance,
-        contract_valid,
-        latest,
+        _contract_valid(t.c.customer_id),
+        _latest_version(t.c.product),
         _pauses_postgres() if postgres else _pauses_sqlite(),
         t.c.queue_group,
         t.c.severity_rank,
@@ -319,6 +337,44 @@ class TicketRepository(Repository):
         if after is not None:
             values.update(zip(("k0", "k1", "k2", "k3"), after, strict=True))
         return await self._rows(stmt, values)
+
+    async def read_for_new(
+        self, customer_id: str, contact_id: str | None, product: str | None, today: date
+    ) -> NewTicketSurroundings | None:
+        """What a new ticket of the customer depends on, in one statement; None when the
+        customer does not exist or the caller may not see it."""
+        key = (self.is_postgres, self.scope is not None, "new")
+        stmt = _STATEMENTS.get(key)
+        if stmt is None:
+            customers = cast(Table, Customer.__table__)
+            contacts = cast(Table, Contact.__table__)
+            contact_found = (
+                exists()
+                .where(
+                    contacts.c.id == bindparam("contact_id", type_=contacts.c.id.type),
+                    contacts.c.customer_id == customers.c.id,
+                )
+                .label("contact_found")
+            )
+            product_code = bindparam("product", type_=_TICKETS.c.product.type)
+            stmt = select(
+                customers.c.unit_balance,
+                _contract_valid(customers.c.id),
+                _latest_version(product_code),
+                contact_found,
+            ).where(customers.c.id == bindparam("customer_id"))
+            if self.scope is not None:
+                stmt = stmt.where(customers.c.id == bindparam("scope"))
+            _STATEMENTS[key] = stmt
+        params = self._params(
+            today, customer_id=customer_id, contact_id=contact_id, product=product
+        )
+        connection = await self.session.connection()
+        row = (await connection.execute(stmt, params)).first()
+        if row is None:
+            return None
+        balance, contract_valid, latest, contact = row
+        return NewTicketSurroundings(balance, bool(contract_valid), latest, bool(contact))
 
     async def customer_visible(self, customer_id: str) -> bool:
         """Whether the customer exists and the caller may see it."""

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules, Settings
@@ -26,10 +28,9 @@ from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.calendar import Interval
 from supportdesk.domain.errors import NotApplicable, RuleViolation
 from supportdesk.domain.files import sniff_image
-from supportdesk.domain.groups import Severity, SupportGroup
+from supportdesk.domain.groups import Severity, SupportGroup, group_of
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import (
-    CLOCK_STOPPED,
     TicketCategory,
     TicketStatus,
     check_appointments,
@@ -37,6 +38,7 @@ from supportdesk.domain.tickets import (
     check_escalation,
     check_transition,
     initial_status,
+    move_status,
     status_after_blockers_change,
     status_after_customer_answer,
 )
@@ -47,14 +49,23 @@ from supportdesk.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from supportdesk.events.service import EventRecorder
+from supportdesk.events.service import EVENTS, EventRecorder, event_row
+from supportdesk.kit.audit import audit_row, creation_changes
 from supportdesk.kit.auth import Principal, Role
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.etag import require_match
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
+from supportdesk.kit.repository import Writes, table_of
 from supportdesk.kit.uploads import ReceivedFile
-from supportdesk.models import Attachment, Comment, Escalation, Ticket, TicketPause
+from supportdesk.models import (
+    Attachment,
+    AuditEntry,
+    Comment,
+    Escalation,
+    Ticket,
+    TicketPause,
+)
 from supportdesk.tickets.repository import QueueKey, ReadRow, TicketRecord, TicketRepository
 from supportdesk.tickets.schemas import (
     Appointment,
@@ -65,7 +76,11 @@ from supportdesk.tickets.schemas import (
     TicketUpdate,
     ticket_read,
 )
-from supportdesk.tickets.views import Derived, derive, derive_row
+from supportdesk.tickets.views import Derived, answer, derive, derive_row
+
+TICKETS = table_of(Ticket)
+TICKET_COLUMNS = tuple(column.key for column in TICKETS.columns)
+AUDIT_LOG = table_of(AuditEntry)
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -243,20 +258,16 @@ class TicketService:
     # Status changes and the events they raise -------------------------------------------
 
     def _set_status(self, ticket: Ticket, status: TicketStatus, now: datetime) -> bool:
-        old = TicketStatus(ticket.status)
-        if status == old:
+        move = move_status(TicketStatus(ticket.status), ticket.paused_since, status, now)
+        if move is None:
             return False
-        stopped_before, stopped_after = old in CLOCK_STOPPED, status in CLOCK_STOPPED
-        if stopped_before and not stopped_after and ticket.paused_since is not None:
+        if move.ended_pause is not None:
+            started, ended = move.ended_pause
             self.tickets.add_pause(
-                TicketPause(ticket_id=ticket.id, started_at=ticket.paused_since, ended_at=now)
+                TicketPause(ticket_id=ticket.id, started_at=started, ended_at=ended)
             )
-            ticket.paused_since = None
-        elif stopped_after and not stopped_before:
-            ticket.paused_since = now
-        ticket.status = status.value
-        if status == TicketStatus.OPEN:
-            ticket.assignee_key_id = None
+        for name, value in move.changes.items():
+            setattr(ticket, name, value)
         return True
 
     @staticmethod
@@ -341,66 +352,108 @@ class TicketService:
         )
         return await self.views(rows), next_cursor
 
-    async def open_ticket(self, data: TicketCreate) -> TicketView:
-        """A new ticket: held for the customer while blockers hold it, else queued."""
+    async def open_ticket(self, data: TicketCreate) -> tuple[TicketRecord, Derived]:
+        """A new ticket: held for the customer while blockers hold it, else queued.
+
+        Core throughout: one read of the customer's standing, the product's latest
+        version and the contact; one write of the ticket, its audit row and its event."""
         customer_id = data.customer_id or (
             self.principal.customer_scope if self.principal else None
         )
         if customer_id is None:
             raise InvalidInput("customer_id is required.", loc=["body", "customer_id"])
-        customer = await self.customers.get_by_id(customer_id)
-        if customer is None:
+        rules = self.rules
+        calendar = rules.calendar
+        now = utcnow()
+        around = await self.tickets.read_for_new(
+            customer_id, data.contact_id, data.product, calendar.local_date(now)
+        )
+        if around is None:
             raise NotFound.of("customer", customer_id)
-        await self._check_contact(customer_id, data.contact_id)
+        if data.contact_id is not None and not around.contact_found:
+            raise NotFound.of("contact", data.contact_id)
         category = TicketCategory(data.category)
         appointments = _appointments(data.proposed_appointments)
-        check_appointments(category, _intervals(appointments), self.rules.installation_calendar)
-        now = utcnow()
+        check_appointments(category, _intervals(appointments), rules.installation_calendar)
         env = data.environment
-        calendar = self.rules.calendar
-        ticket = Ticket(
-            id=new_id("tkt"),
-            customer_id=customer_id,
-            contact_id=data.contact_id,
-            category=category.value,
-            severity=data.severity.value,
-            severity_rank=Severity(data.severity).rank,
-            status=TicketStatus.OPEN.value,
-            subject=data.subject,
-            description=data.description,
-            steps_to_reproduce=data.steps_to_reproduce,
-            product=data.product,
-            addon_version=data.addon_version,
-            env_os=env.os if env else None,
-            env_host_application=env.host_application if env else None,
-            env_host_version=env.host_version if env else None,
-            env_database_server=env.database_server if env else None,
-            env_extra=dict(env.extra or {}) if env else {},
-            concept=data.concept,
-            concept_en=data.concept_en,
-            proposed_appointments=appointments,
-            has_image_screenshot=False,
-            has_database_backup=False,
-            held=False,
-            queue_group=2,
-            received_at=now,
-            next_business_window=None if calendar.is_open(now) else calendar.next_opening(now),
-            first_response_due=now,
-            created_by=self.principal.key_id if self.principal else None,
-            updated_at=now,
-            version=1,
+        severity = Severity(data.severity)
+        values: dict[str, Any] = {
+            "id": new_id("tkt"),
+            "customer_id": customer_id,
+            "contact_id": data.contact_id,
+            "category": category.value,
+            "severity": severity.value,
+            "severity_rank": severity.rank,
+            "queue_group": 2,
+            "status": TicketStatus.OPEN.value,
+            "subject": data.subject,
+            "description": data.description,
+            "steps_to_reproduce": data.steps_to_reproduce,
+            "product": data.product,
+            "addon_version": data.addon_version,
+            "env_os": env.os if env else None,
+            "env_host_application": env.host_application if env else None,
+            "env_host_version": env.host_version if env else None,
+            "env_database_server": env.database_server if env else None,
+            "env_extra": dict(env.extra or {}) if env else {},
+            "concept": data.concept,
+            "concept_en": data.concept_en,
+            "proposed_appointments": appointments,
+            "dongle_received_at": None,
+            "has_image_screenshot": False,
+            "has_database_backup": False,
+            "held": False,
+            "assignee_key_id": None,
+            "received_at": now,
+            "next_business_window": None if calendar.is_open(now) else calendar.next_opening(now),
+            "first_response_at": None,
+            "first_response_due": now,
+            "paused_since": None,
+            "sla_at_risk_notified_at": None,
+            "sla_breached_notified_at": None,
+            "created_by": self.principal.key_id if self.principal else None,
+            "updated_at": now,
+            "version": 1,
+        }
+        group = group_of(around.contract_valid, around.unit_balance)
+        latest = around.latest_version
+
+        def view_now() -> tuple[TicketRecord, Derived]:
+            record = TicketRecord._make([values[name] for name in TicketRecord._fields])
+            return record, derive(record, group, latest, [], rules, now)
+
+        record, view = view_now()
+        if view.held:
+            # Held from the start: the ticket waits for the customer and its clock stands.
+            move = move_status(TicketStatus.OPEN, None, initial_status(True), now)
+            assert move is not None
+            values.update(move.changes, held=True)
+            record, view = view_now()
+        values["first_response_due"] = view.first_response_due
+        values["queue_group"] = view.support_group.rank
+        writes = Writes()
+        writes.insert(TICKETS, values)
+        changes = creation_changes(TICKET_COLUMNS, values)
+        writes.insert(AUDIT_LOG, audit_row("create", "ticket", record.id, changes))
+        writes.insert(EVENTS, self._event_row("ticket.created", record, view))
+        await self.tickets.write(writes)
+        return record, view
+
+    @staticmethod
+    def _event_row(
+        event_type: str, record: TicketRecord, view: Derived, **extra: object
+    ) -> dict[str, Any]:
+        """A ticket's event as ``_publish`` records it, for a Core write."""
+        data: dict[str, Any] = to_jsonable_python(answer(record, view))
+        if extra:
+            data = {**data, **extra}
+        return event_row(
+            event_type,
+            resource_type="ticket",
+            resource_id=record.id,
+            customer_id=record.customer_id,
+            data=data,
         )
-        # A new ticket has no pauses yet: what it depends on is read once, and its view
-        # derived again after the status is set (a held ticket's clock stands).
-        around = await self._surroundings([ticket])
-        (view,) = self._derive([ticket], around)
-        ticket.held = view.held
-        self._set_status(ticket, initial_status(view.held), now)
-        (view,) = self._derive([ticket], around)
-        self._place(ticket, view)
-        await self.tickets.add(ticket)
-        self._publish("ticket.created", view)
-        return view
 
     async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
         if (
