@@ -201,11 +201,13 @@ class IdempotencyRepository(Repository):
             "b_expires_at": now + policy.retention,
         }
         held = Held(scope, key, token)
-        if (await self.session.execute(_CLAIM[dialect], params)).first() is not None:
+        # Core on the session's connection: no ORM execution for plain statements.
+        connection = await self.session.connection()
+        if (await connection.execute(_CLAIM[dialect], params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)
-        if (await self.session.execute(_TAKE_OVER, params)).first() is not None:
+        if (await connection.execute(_TAKE_OVER, params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)
-        record = (await self.session.execute(_JUDGE, {"b_scope": scope, "b_key": key})).first()
+        record = (await connection.execute(_JUDGE, {"b_scope": scope, "b_key": key})).first()
         if record is None:
             # Released (or purged) a moment ago, between the statements: retry soon.
             return Claim(ClaimOutcome.IN_PROGRESS)
@@ -227,7 +229,8 @@ class IdempotencyRepository(Repository):
         self, held: Held, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> bool:
         """Store the answer, if this request still holds the claim (its token)."""
-        result = await self.session.execute(
+        connection = await self.session.connection()
+        result = await connection.execute(
             _COMPLETE,
             {**_held(held), "status": status, "headers": json.dumps(headers), "body": body},
         )
