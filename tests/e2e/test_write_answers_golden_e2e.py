@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from golden_normaliser import Normaliser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.models import AuditEntry, Event
 
 GOLDEN = Path(__file__).parent / "golden" / "write_answers.json"
-ID = re.compile(r"\b[a-z]{2,4}_[0-9A-Z]{26}\b")
-INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
-KEY_ID = re.compile(r"\bkey_[0-9A-Za-z]+\b")
-
-
-class Normaliser:
-    """Ids become ``<id n>`` in order of first appearance; instants become ``<instant>``."""
-
-    def __init__(self) -> None:
-        self.ids: dict[str, str] = {}
-
-    def _id(self, match: re.Match[str]) -> str:
-        return self.ids.setdefault(match.group(0), f"<id {len(self.ids) + 1}>")
-
-    def __call__(self, text: str) -> str:
-        return INSTANT.sub("<instant>", ID.sub(self._id, KEY_ID.sub(self._id, text)))
 
 
 @pytest.fixture
