@@ -9,6 +9,11 @@ Every clock the ticket writes read stands still on a day in 1999, moved by hand 
 steps: due times, SLA states and pauses are the same on every run, so instants are kept
 as they are (only ids are normalised), and the test's critical ticket of a contract
 customer is the oldest in the queue, whatever other tests left there.
+
+One deliberate difference from the ORM capture: a change that ends a pause left two audit
+rows there (the ORM flushed halfway, to read the pause back: a ``transition`` row, then an
+``update`` row with the new due time alone). The Core path writes one change as one audit
+row, with every field it changed; the golden file was captured again for those rows only.
 """
 
 from __future__ import annotations

@@ -81,14 +81,19 @@ def _changes(obj: Any, action: str) -> dict[str, dict[str, Any]]:
     return changes
 
 
+def update_action(object_type: str, changes: Mapping[str, Any]) -> str:
+    """What an update of an audited object is called in the trail."""
+    if "revoked_at" in changes:
+        return "revoke"
+    if "status" in changes and object_type == "ticket":
+        return "transition"
+    return "update"
+
+
 def _action(obj: Any, kind: str, changes: dict[str, dict[str, Any]]) -> str:
     if kind != "update":
         return kind
-    if "revoked_at" in changes:
-        return "revoke"
-    if "status" in changes and getattr(obj, "__tablename__", "") == "tickets":
-        return "transition"
-    return "update"
+    return update_action(_audited_types().get(type(obj), ""), changes)
 
 
 def _record(session: Session, _context: UOWTransaction, _instances: object) -> None:
@@ -137,6 +142,18 @@ def creation_changes(columns: Iterable[str], values: Mapping[str, Any]) -> dict[
         name: {"before": None, "after": _plain(values[name])}
         for name in columns
         if name not in UNAUDITED and values.get(name) is not None
+    }
+
+
+def update_changes(
+    columns: Iterable[str], before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What the flush hook records for a row changed by a Core ``UPDATE``: every audited
+    column given in ``after`` whose value differs from ``before``, in column order."""
+    return {
+        name: {"before": _plain(before[name]), "after": _plain(after[name])}
+        for name in columns
+        if name in after and name not in UNAUDITED and before[name] != after[name]
     }
 
 

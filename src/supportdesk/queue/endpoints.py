@@ -10,8 +10,7 @@ from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 from supportdesk.queue.schemas import TicketRead
 from supportdesk.queue.service import QueueService
-from supportdesk.tickets.schemas import ticket_read
-from supportdesk.tickets.views import answer, render_page
+from supportdesk.tickets.views import answer, render, render_page
 
 router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
 
@@ -46,8 +45,8 @@ async def read_queue(
     },
     description="Takes the first ticket of the queue for the caller; 204 when none waits.",
 )
-async def claim(principal: Worker, session: SessionDep, rules: RulesDep) -> TicketRead | Response:
-    view = await QueueService(session, rules, principal).claim_next()
-    if view is None:
+async def claim(principal: Worker, session: SessionDep, rules: RulesDep) -> Response:
+    taken = await QueueService(session, rules, principal).claim_next()
+    if taken is None:
         return Response(status_code=204)
-    return ticket_read(view)
+    return Response(render(answer(*taken)), media_type="application/json")

@@ -11,7 +11,7 @@ from supportdesk.kit.auth import Principal
 from supportdesk.kit.pagination import PageParams, encode_cursor
 from supportdesk.queue.repository import QueueKey, TicketRepository
 from supportdesk.tickets.repository import TicketRecord
-from supportdesk.tickets.service import TicketReader, TicketService, TicketView
+from supportdesk.tickets.service import TicketReader, TicketService
 from supportdesk.tickets.views import Derived
 
 # A claim passes over at most this many tickets that turned out to be held.
@@ -56,16 +56,7 @@ class QueueService:
         views, last = await reader.queue_page(params.limit, after)
         return views, _encode_key(last) if last is not None else None
 
-    async def claim_next(self) -> TicketView | None:
+    async def claim_next(self) -> tuple[TicketRecord, Derived] | None:
         """Take the first ticket of the queue; two claimers never get the same one."""
         service = TicketService(self.session, self.rules, principal=self.principal)
-        passed_over: list[str] = []
-        for _ in range(MAX_HELD_SKIPS):
-            ticket = await self.tickets.next_in_queue(skip=passed_over)
-            if ticket is None:
-                return None
-            taken = await service.take_from_queue(ticket)
-            if taken is not None:
-                return taken
-            passed_over.append(ticket.id)
-        return None
+        return await service.claim_next(MAX_HELD_SKIPS)

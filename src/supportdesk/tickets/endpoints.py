@@ -168,9 +168,10 @@ async def transition_ticket(
     principal: Worker,
     session: SessionDep,
     rules: RulesDep,
-) -> TicketRead:
+) -> Response:
     service = TicketService(session, rules, principal=principal)
-    return ticket_read(await service.move_ticket(ticket_id, body.to, body.note))
+    t, view = await service.move_ticket(ticket_id, body.to, body.note)
+    return Response(render(answer(t, view)), media_type=JSON)
 
 
 @router.post(
@@ -186,11 +187,12 @@ async def create_comment(
     principal: Commenter,
     session: SessionDep,
     rules: RulesDep,
-) -> CommentRead:
+) -> Response:
     if body.internal and principal.customer_scope is not None:
         raise Forbidden("A customer cannot write internal comments.")
     service = TicketService(session, rules, principal=principal)
-    return CommentRead.model_validate(await service.add_comment(ticket_id, body))
+    comment = await service.add_comment(ticket_id, body)
+    return Response(render(comment), status_code=201, media_type=JSON)
 
 
 @router.get(

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     exists,
@@ -132,6 +133,22 @@ class ReadRow(NamedTuple):
     queue_key: QueueKey
 
 
+class Placement(NamedTuple):
+    """The stored copies of what is derived, as a change finds them."""
+
+    held: bool
+    first_response_due: datetime
+    queue_group: int
+
+
+class ChangeRow(NamedTuple):
+    """A ticket read to be changed: what its view needs and where it is placed."""
+
+    record: TicketRecord
+    around: Surroundings
+    placement: Placement
+
+
 _TICKETS = cast(Table, Ticket.__table__)
 _N = len(TicketRecord._fields)
 # Built once per dialect and shape: a Core statement built per call costs more than
@@ -148,9 +165,12 @@ def _pauses_postgres() -> ColumnElement[Any]:
 
 def _pauses_sqlite() -> ColumnElement[Any]:
     pauses = cast(Table, TicketPause.__table__)
+    # The derived table refers to the outer ticket: said explicitly, since SQLAlchemy
+    # does not correlate a subquery in FROM by itself (it would read every pause).
     ordered = (
         select(pauses.c.started_at, pauses.c.ended_at)
         .where(pauses.c.ticket_id == _TICKETS.c.id)
+        .correlate(_TICKETS)
         .order_by(pauses.c.id)
         .subquery()
     )
@@ -214,7 +234,7 @@ def _read_select(postgres: bool) -> Select[Any]:
     ).select_from(t.join(customers, customers.c.id == t.c.customer_id))
 
 
-def _read_rows(rows: Sequence[Row[Any]]) -> list[ReadRow]:
+def _read_rows(rows: Sequence[Sequence[Any]]) -> list[ReadRow]:
     found = []
     make = TicketRecord._make
     for row in rows:
@@ -231,9 +251,31 @@ def _read_rows(rows: Sequence[Row[Any]]) -> list[ReadRow]:
     return found
 
 
+def _change_rows(rows: Sequence[Row[Any]]) -> list[ChangeRow]:
+    found = []
+    for row in rows:
+        values: list[Any] = list(row)
+        (read,) = _read_rows([values[:-2]])
+        placement = Placement(bool(values[-2]), values[-1], read.queue_key[0])
+        found.append(ChangeRow(read.record, read.around, placement))
+    return found
+
+
 def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
     t = _TICKETS
     kind = shape[0]
+    if kind in ("change", "claim"):
+        # The ticket locked for this transaction with its placement (on PostgreSQL; SQLite
+        # runs one write transaction at a time). A claim passes over a ticket another
+        # claimer holds rather than wait for it.
+        stmt = stmt.add_columns(t.c.held, t.c.first_response_due)
+        if kind == "change":
+            stmt = stmt.where(t.c.id == bindparam("ticket_id"))
+            return stmt.with_for_update(of=t)
+        stmt = _shape(stmt, ("queue", False)).where(
+            t.c.id.not_in(bindparam("skip", expanding=True))
+        )
+        return stmt.with_for_update(of=t, skip_locked=True)
     if kind == "one":
         return stmt.where(t.c.id == bindparam("ticket_id"))
     if kind == "page":
@@ -257,6 +299,25 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
         stmt = stmt.where(key > bound)
     order = (t.c.queue_group, t.c.severity_rank, t.c.received_at, t.c.id)
     return stmt.order_by(*order).limit(bindparam("limit"))
+
+
+_UPDATES: dict[tuple[str, ...], Update] = {}
+
+
+def ticket_update(names: tuple[str, ...]) -> Update:
+    """``UPDATE tickets`` of the columns ``names`` (bound as ``u_<name>``) of the ticket
+    ``u_id``, its version counted up; built once per set of columns."""
+    statement = _UPDATES.get(names)
+    if statement is None:
+        t = _TICKETS
+        values: dict[str, Any] = {
+            name: bindparam(f"u_{name}", type_=t.c[name].type) for name in names
+        }
+        values["version"] = t.c.version + 1
+        statement = _UPDATES[names] = (
+            update(t).where(t.c.id == bindparam("u_id", type_=t.c.id.type)).values(values)
+        )
+    return statement
 
 
 class TicketRepository(Repository):
@@ -375,6 +436,23 @@ class TicketRepository(Repository):
             return None
         balance, contract_valid, latest, contact = row
         return NewTicketSurroundings(balance, bool(contract_valid), latest, bool(contact))
+
+    async def read_for_change(self, ticket_id: str, today: date) -> ChangeRow | None:
+        """The ticket, locked, with what its view needs and its placement, in one
+        statement; None when it does not exist or the caller may not see it."""
+        stmt = self._statement("change")
+        connection = await self.session.connection()
+        params = self._params(today, ticket_id=ticket_id)
+        rows = _change_rows((await connection.execute(stmt, params)).all())
+        return rows[0] if rows else None
+
+    async def read_queue_head(self, skip: list[str], today: date) -> ChangeRow | None:
+        """The first open ticket but ``skip``, locked, as ``read_for_change`` reads it."""
+        stmt = self._statement("claim")
+        connection = await self.session.connection()
+        params = self._params(today, skip=skip, limit=1)
+        rows = _change_rows((await connection.execute(stmt, params)).all())
+        return rows[0] if rows else None
 
     async def customer_visible(self, customer_id: str) -> bool:
         """Whether the customer exists and the caller may see it."""

@@ -60,27 +60,30 @@ from supportdesk.kit.repository import Writes, table_of
 from supportdesk.kit.uploads import ReceivedFile
 from supportdesk.models import (
     Attachment,
-    AuditEntry,
     Comment,
     Escalation,
     Ticket,
     TicketPause,
 )
+from supportdesk.tickets.changes import (
+    AUDIT_LOG,
+    TICKET_COLUMNS,
+    TICKETS,
+    TicketChange,
+    ticket_event,
+)
 from supportdesk.tickets.repository import QueueKey, ReadRow, TicketRecord, TicketRepository
 from supportdesk.tickets.schemas import (
     Appointment,
     CommentCreate,
-    CommentRead,
     EscalationCreate,
     TicketCreate,
     TicketUpdate,
     ticket_read,
 )
-from supportdesk.tickets.views import Derived, answer, derive, derive_row
+from supportdesk.tickets.views import Derived, derive, derive_row
 
-TICKETS = table_of(Ticket)
-TICKET_COLUMNS = tuple(column.key for column in TICKETS.columns)
-AUDIT_LOG = table_of(AuditEntry)
+COMMENTS = table_of(Comment)
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -435,25 +438,9 @@ class TicketService:
         writes.insert(TICKETS, values)
         changes = creation_changes(TICKET_COLUMNS, values)
         writes.insert(AUDIT_LOG, audit_row("create", "ticket", record.id, changes))
-        writes.insert(EVENTS, self._event_row("ticket.created", record, view))
+        writes.insert(EVENTS, ticket_event("ticket.created", record, view))
         await self.tickets.write(writes)
         return record, view
-
-    @staticmethod
-    def _event_row(
-        event_type: str, record: TicketRecord, view: Derived, **extra: object
-    ) -> dict[str, Any]:
-        """A ticket's event as ``_publish`` records it, for a Core write."""
-        data: dict[str, Any] = to_jsonable_python(answer(record, view))
-        if extra:
-            data = {**data, **extra}
-        return event_row(
-            event_type,
-            resource_type="ticket",
-            resource_id=record.id,
-            customer_id=record.customer_id,
-            data=data,
-        )
 
     async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
         if (
@@ -511,77 +498,92 @@ class TicketService:
         await self.tickets.flush()
         return view
 
-    async def move_ticket(self, ticket_id: str, to: TicketStatus, note: str | None) -> TicketView:
-        """A supporter's move through the status machine."""
-        ticket = await self._require(ticket_id)
-        before = await self.view(ticket)
-        current = TicketStatus(ticket.status)
-        check_transition(current, to, held=before.held, blockers=before.blockers)
-        category = TicketCategory(ticket.category)
-        if to == TicketStatus.CLOSED:
-            check_closable(category, ticket.dongle_received_at is not None)
-        if to == TicketStatus.ESCALATED:
-            check_escalation(category, ticket.concept, ticket.concept_en)
-        now = utcnow()
-        self._apply_move(ticket, to, now)
-        if note:
-            self._comment(ticket, note, internal=True, now=now)
-        return await self._after_move(ticket, current, now)
+    async def _change(self, ticket_id: str, now: datetime) -> TicketChange:
+        """The ticket, locked for this transaction, to be changed through Core."""
+        row = await self.tickets.read_for_change(ticket_id, self.rules.calendar.local_date(now))
+        if row is None:
+            raise NotFound.of("ticket", ticket_id)
+        return TicketChange(row)
 
-    def _apply_move(self, ticket: Ticket, to: TicketStatus, now: datetime) -> None:
-        self._set_status(ticket, to, now)
+    async def move_ticket(
+        self, ticket_id: str, to: TicketStatus, note: str | None
+    ) -> tuple[TicketRecord, Derived]:
+        """A supporter's move through the status machine: one read, one write."""
+        now = utcnow()
+        change = await self._change(ticket_id, now)
+        self._check_move(change, to, now)
+        self._apply_change(change, to, now)
+        if note:
+            change.rows.insert(COMMENTS, self._comment_row(change.id, note, True, now))
+        return await self._write_move(change, now)
+
+    def _check_move(self, change: TicketChange, to: TicketStatus, now: datetime) -> None:
+        before = change.view(self.rules, now)
+        check_transition(change.status, to, held=before.held, blockers=before.blockers)
+        category = TicketCategory(change.get("category"))
+        if to == TicketStatus.CLOSED:
+            check_closable(category, change.get("dongle_received_at") is not None)
+        if to == TicketStatus.ESCALATED:
+            check_escalation(category, change.get("concept"), change.get("concept_en"))
+
+    def _apply_change(self, change: TicketChange, to: TicketStatus, now: datetime) -> None:
+        change.move(to, now)
         if to == TicketStatus.IN_PROGRESS and self.principal is not None:
-            ticket.assignee_key_id = self.principal.key_id
+            change.set(assignee_key_id=self.principal.key_id)
         if to in (TicketStatus.AWAITING_CUSTOMER, TicketStatus.RESOLVED):
             # Asking the customer or giving a solution is the first response.
-            ticket.first_response_at = ticket.first_response_at or now
-        self._touch(ticket, now)
+            change.set(first_response_at=change.get("first_response_at") or now)
+        change.touch(now)
 
-    async def _after_move(
-        self, ticket: Ticket, previous: TicketStatus, now: datetime
-    ) -> TicketView:
-        view = await self.view(ticket)
-        self._place(ticket, view)
-        await self.tickets.flush()
-        self._publish("ticket.status_changed", view, previous_status=previous.value)
-        return view
+    async def _write_move(
+        self, change: TicketChange, now: datetime, writes: Writes | None = None
+    ) -> tuple[TicketRecord, Derived]:
+        previous = TicketStatus(change.before["status"])
+        view = change.view(self.rules, now)
+        change.place(view)
+        change.publish("ticket.status_changed", view, previous_status=previous.value)
+        await self.tickets.write(change.writes(writes))
+        return change.record(), view
 
-    def _comment(self, ticket: Ticket, body: str, *, internal: bool, now: datetime) -> Comment:
-        comment = Comment(
-            id=new_id("cmt"),
-            ticket_id=ticket.id,
-            body=body,
-            internal=internal,
-            author_key_id=self.principal.key_id if self.principal else None,
-            author_role=self.principal.role.value if self.principal else "system",
-            created_at=now,
-        )
-        self.session.add(comment)
-        return comment
+    def _comment_row(
+        self, ticket_id: str, body: str, internal: bool, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "id": new_id("cmt"),
+            "ticket_id": ticket_id,
+            "body": body,
+            "internal": internal,
+            "author_key_id": self.principal.key_id if self.principal else None,
+            "author_role": self.principal.role.value if self.principal else "system",
+            "created_at": now,
+        }
 
-    async def add_comment(self, ticket_id: str, data: CommentCreate) -> Comment:
+    async def add_comment(self, ticket_id: str, data: CommentCreate) -> dict[str, Any]:
         """A comment; a supporter's visible answer is a first response, a customer's
-        answer sends a ticket waiting on them back to the queue."""
-        ticket = await self._require(ticket_id)
-        before = await self.view(ticket)
+        answer sends a ticket waiting on them back to the queue. One read, one write."""
         now = utcnow()
-        comment = self._comment(ticket, data.body, internal=data.internal, now=now)
+        change = await self._change(ticket_id, now)
+        before = change.view(self.rules, now)
+        comment = self._comment_row(change.id, data.body, data.internal, now)
+        change.rows.insert(COMMENTS, comment)
         if self._by_customer:
-            await self._settle(ticket, before, now, customer_answered=True)
+            change.settle(before, self.rules, now, customer_answered=True)
         elif not data.internal:
-            ticket.first_response_at = ticket.first_response_at or now
-            self._place(ticket, await self.view(ticket))
-        self._touch(ticket, now)
-        await self.tickets.flush()
+            change.set(first_response_at=change.get("first_response_at") or now)
+            change.place(change.view(self.rules, now))
+        change.touch(now)
         if not data.internal:
             # Internal notes stay inside the desk: no event, so no webhook and no mail.
-            self.events.record(
-                "ticket.commented",
-                resource_type="ticket",
-                resource_id=ticket.id,
-                customer_id=ticket.customer_id,
-                data=CommentRead.model_validate(comment).model_dump(mode="json"),
+            change.events.append(
+                event_row(
+                    "ticket.commented",
+                    resource_type="ticket",
+                    resource_id=change.id,
+                    customer_id=change.get("customer_id"),
+                    data=to_jsonable_python(comment),
+                )
             )
+        await self.tickets.write(change.writes())
         return comment
 
     async def list_comments(
@@ -594,29 +596,25 @@ class TicketService:
 
     async def escalate(
         self, ticket_id: str, data: EscalationCreate
-    ) -> tuple[Escalation, TicketView]:
+    ) -> tuple[Escalation, tuple[TicketRecord, Derived]]:
         """Report the problem to the vendor, with an English summary; the ticket waits
         on the vendor, whose next business window is shown in both time zones."""
-        ticket = await self._require(ticket_id)
-        before = await self.view(ticket)
-        current = TicketStatus(ticket.status)
-        check_transition(
-            current, TicketStatus.ESCALATED, held=before.held, blockers=before.blockers
-        )
-        check_escalation(TicketCategory(ticket.category), ticket.concept, ticket.concept_en)
         now = utcnow()
+        change = await self._change(ticket_id, now)
+        self._check_move(change, TicketStatus.ESCALATED, now)
         escalation = Escalation(
             id=new_id("esc"),
-            ticket_id=ticket.id,
+            ticket_id=change.id,
             vendor=data.vendor,
             summary_en=data.summary_en,
             vendor_window_opens_at=self.rules.vendor_calendar.next_opening(now),
             created_by=self.principal.key_id if self.principal else None,
             created_at=now,
         )
-        self.session.add(escalation)
-        self._apply_move(ticket, TicketStatus.ESCALATED, now)
-        return escalation, await self._after_move(ticket, current, now)
+        escalations = table_of(Escalation)
+        change.rows.insert(escalations, {c.key: getattr(escalation, c.key) for c in escalations.c})
+        self._apply_change(change, TicketStatus.ESCALATED, now)
+        return escalation, await self._write_move(change, now)
 
     async def list_escalations(
         self, ticket_id: str, params: PageParams
@@ -753,18 +751,27 @@ class TicketService:
 
     # The queue ---------------------------------------------------------------------
 
-    async def take_from_queue(self, ticket: Ticket) -> TicketView | None:
-        """Hand a queued ticket to the caller, unless blockers hold it by now (the
-        customer's standing changed since it was queued): then it is held, and None."""
-        view = await self.view(ticket)
+    async def claim_next(self, max_held_skips: int) -> tuple[TicketRecord, Derived] | None:
+        """Take the first ticket of the queue for the caller; two claimers never get the
+        same one. A ticket that blockers hold by now (the customer's standing changed
+        since it was queued) is held instead and passed over, up to ``max_held_skips``."""
         now = utcnow()
-        if view.held:
-            await self._settle(ticket, view, now)
-            self._touch(ticket, now)
-            await self.tickets.flush()
-            return None
-        self._apply_move(ticket, TicketStatus.IN_PROGRESS, now)
-        return await self._after_move(ticket, TicketStatus.OPEN, now)
+        today = self.rules.calendar.local_date(now)
+        passed_over: list[str] = []
+        for _ in range(max_held_skips):
+            row = await self.tickets.read_queue_head(passed_over, today)
+            if row is None:
+                return None
+            change = TicketChange(row)
+            view = change.view(self.rules, now)
+            if not view.held:
+                self._apply_change(change, TicketStatus.IN_PROGRESS, now)
+                return await self._write_move(change, now)
+            change.settle(view, self.rules, now, customer_answered=False)
+            change.touch(now)
+            await self.tickets.write(change.writes())
+            passed_over.append(change.id)
+        return None
 
     # Keeping tickets placed as the customer's standing changes ---------------------------
 
