@@ -68,6 +68,11 @@ async def ticket(
     return dict(response.json())
 
 
+def read_due(due: datetime) -> str:
+    """An instant as the answers write it."""
+    return due.isoformat().replace("+00:00", "Z")
+
+
 async def upload(
     client: httpx.AsyncClient,
     headers: dict[str, str],
@@ -521,6 +526,35 @@ class TestComments:
         assert answer.status_code == 201
         read = (await client.get(f"/api/v1/tickets/{created['id']}", headers=admin)).json()
         assert read["status"] == "open"
+
+    async def test_a_pause_moves_its_own_tickets_due_time_and_no_others(
+        self, client: httpx.AsyncClient, admin, agent, headers_for, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        clock = [datetime(2026, 11, 23, 8, 0, tzinfo=UTC)]  # Monday, 09:00 in Berlin
+        monkeypatch.setattr("supportdesk.tickets.service.utcnow", lambda: clock[0])
+        customer_id = await customer(client, admin, units=5)
+        other = await ticket(client, admin, customer_id, **COMPLETE)
+        asked = await ticket(client, admin, customer_id, **COMPLETE)
+        await move(client, agent, asked["id"], "in_progress")
+        await move(client, agent, asked["id"], "awaiting_customer")
+        clock[0] += timedelta(hours=3)
+        key = await headers_for("customer", customer_id)
+        url = f"/api/v1/tickets/{asked['id']}/comments"
+        answered = await client.post(url, json={"body": "Here is the log."}, headers=key)
+        assert answered.status_code == 201, answered.text
+        # The three hours the clock stood move the asked ticket's due time...
+        read = (await client.get(f"/api/v1/tickets/{asked['id']}", headers=admin)).json()
+        assert read["status"] == "open"
+        due = datetime.fromisoformat(read["first_response_due"])
+        assert due - datetime.fromisoformat(str(asked["first_response_due"])) == timedelta(hours=3)
+        # ...and not the other ticket's, read alone, in a list or in the queue.
+        read = (await client.get(f"/api/v1/tickets/{other['id']}", headers=admin)).json()
+        assert read["first_response_due"] == other["first_response_due"]
+        params = {"customer_id": customer_id}
+        listed = (await client.get("/api/v1/tickets", params=params, headers=admin)).json()
+        dues = {t["id"]: t["first_response_due"] for t in listed["items"]}
+        assert dues[other["id"]] == other["first_response_due"]
+        assert dues[asked["id"]] == read_due(due)
 
     async def test_internal_comments_are_staff_only(
         self, client: httpx.AsyncClient, admin, agent, headers_for
