@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules
@@ -31,7 +32,7 @@ from supportdesk.events.service import EventRecorder
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
-from supportdesk.models import LedgerEntry, SessionLog, Statement, StatementLine
+from supportdesk.models import Statement, StatementLine
 from supportdesk.statements.repository import StatementRepository
 from supportdesk.statements.schemas import statement_issued_read, statement_location
 
@@ -140,7 +141,7 @@ def _line_item(line: StatementLine) -> LineItem:
     )
 
 
-def _paid_by(log: SessionLog) -> str:
+def _paid_by(log: Row[Any]) -> str:
     if log.billing_outcome == BillingOutcome.COVERED:
         return "contract"
     if log.units_at_list_price and log.units_charged:
@@ -194,15 +195,16 @@ class StatementService:
         as they are now. Reading it changes nothing. ``lock`` holds the customer's row
         until the transaction ends: every ledger change takes that row first, so the
         ledger stands still while the statement is read."""
-        customer = await self.customers.get_by_id(customer_id, for_update=lock)
-        if customer is None:
-            raise NotFound.of("customer", customer_id)
-        if last < first:
-            raise InvalidInput("`to` cannot be before `from`.", loc=[source, "to"])
-        if last - first > MAX_PERIOD:
+        if last < first or last - first > MAX_PERIOD:
+            if await self.customers.get_by_id(customer_id) is None:
+                raise NotFound.of("customer", customer_id)
+            if last < first:
+                raise InvalidInput("`to` cannot be before `from`.", loc=[source, "to"])
             raise InvalidInput("A statement covers at most ten years.", loc=[source, "to"])
         starts, ends = self.rules.calendar.period(first, last)
-        opening = await self.statements.balance_before(customer_id, starts)
+        head = await self.statements.period_head(customer_id, starts, ends, lock=lock)
+        if head is None:
+            raise NotFound.of("customer", customer_id)
         entries = [
             StatementEntry(
                 kind=EntryKind(kind),
@@ -215,14 +217,16 @@ class StatementService:
                 await self.statements.entry_sums(customer_id, starts, ends)
             )
         ]
-        covered = await self.statements.units_covered(customer_id, starts, ends)
+        covered = head.units_covered
         totals = statement_totals(
-            opening,
+            head.opening_balance,
             entries,
             [BillingDecision(BillingOutcome.COVERED, covered, units_covered=covered)],
             self.rules.price_list,
         )
-        return StatementHeader(customer.id, customer.name, first, last, starts, ends, totals)
+        return StatementHeader(
+            head.customer_id, head.customer_name, first, last, starts, ends, totals
+        )
 
     async def issue_statement(self, customer_id: str, first: date, last: date) -> Statement:
         """Issue the customer's statement for the period: its totals and every line are
@@ -335,7 +339,7 @@ class StatementService:
         ):
             yield self._entry_item(entry)
 
-    def _entry_item(self, entry: LedgerEntry) -> LineItem:
+    def _entry_item(self, entry: Row[Any]) -> LineItem:
         if entry.kind == EntryKind.PURCHASE:
             description = f"purchase of {entry.units} units"
             amount = entry.amount
