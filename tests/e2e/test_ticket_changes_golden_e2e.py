@@ -14,6 +14,12 @@ steps, so instants are kept as they are (only ids are normalised); the test's ti
 are the only ones due in 1999, so the sweeps announce only them. What a sweep
 announced is listed with its answer, by type and by ticket in the order they were opened
 (the sweep reads tickets by due time, and many of them are due at the same instant).
+
+One deliberate difference from the ORM capture: a change that ends a pause left two audit
+rows there (the ORM flushed halfway, to read the pause back: a ``transition`` row, then an
+``update`` row with the new due time alone), for an edit, an upload or a customer's
+answer that opened a ticket. The Core path writes one change as one audit row, with
+every field it changed; the golden file was captured again for those rows only.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ class TestPausedClock:
         assert held.status == "awaiting_customer"
         noon = MONDAY_0900 + timedelta(hours=3)
         monkeypatch.setattr("supportdesk.tickets.service.utcnow", lambda: noon)
-        opened = await service.update_ticket(
+        record, opened = await service.update_ticket(
             held.id,
             TicketUpdate.model_validate(
                 {"steps_to_reproduce": "1.", "environment": {"os": "W", "host_application": "A"}},
@@ -49,7 +49,7 @@ class TestPausedClock:
             ),
         )
         # Still held by the missing screenshot: the clock stands, due keeps moving.
-        assert opened.ticket.status == "awaiting_customer"
+        assert record.status == "awaiting_customer"
         expected = rules.calendar.add(noon, timedelta(hours=17))  # 2 business days from now
         assert opened.first_response_due == expected
 

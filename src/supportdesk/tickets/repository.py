@@ -134,11 +134,13 @@ class ReadRow(NamedTuple):
 
 
 class Placement(NamedTuple):
-    """The stored copies of what is derived, as a change finds them."""
+    """The stored copies of what is derived, and of the severity's rank, as a change
+    finds them."""
 
     held: bool
     first_response_due: datetime
     queue_group: int
+    severity_rank: int
 
 
 class ChangeRow(NamedTuple):
@@ -256,7 +258,8 @@ def _change_rows(rows: Sequence[Row[Any]]) -> list[ChangeRow]:
     for row in rows:
         values: list[Any] = list(row)
         (read,) = _read_rows([values[:-2]])
-        placement = Placement(bool(values[-2]), values[-1], read.queue_key[0])
+        group_rank, severity_rank = read.queue_key[:2]
+        placement = Placement(bool(values[-2]), values[-1], group_rank, severity_rank)
         found.append(ChangeRow(read.record, read.around, placement))
     return found
 
@@ -306,14 +309,16 @@ _UPDATES: dict[tuple[str, ...], Update] = {}
 
 def ticket_update(names: tuple[str, ...]) -> Update:
     """``UPDATE tickets`` of the columns ``names`` (bound as ``u_<name>``) of the ticket
-    ``u_id``, its version counted up; built once per set of columns."""
+    ``u_id``, its version counted up when ``updated_at`` is among them (the ticket was
+    touched); built once per set of columns."""
     statement = _UPDATES.get(names)
     if statement is None:
         t = _TICKETS
         values: dict[str, Any] = {
             name: bindparam(f"u_{name}", type_=t.c[name].type) for name in names
         }
-        values["version"] = t.c.version + 1
+        if "updated_at" in names:
+            values["version"] = t.c.version + 1
         statement = _UPDATES[names] = (
             update(t).where(t.c.id == bindparam("u_id", type_=t.c.id.type)).values(values)
         )
@@ -453,6 +458,25 @@ class TicketRepository(Repository):
         params = self._params(today, skip=skip, limit=1)
         rows = _change_rows((await connection.execute(stmt, params)).all())
         return rows[0] if rows else None
+
+    async def latest_version_of(self, code: str | None) -> str | None:
+        """The product's latest version in the catalogue; None for no product."""
+        if code is None:
+            return None
+        products = cast(Table, Product.__table__)
+        stmt = select(products.c.latest_version).where(products.c.code == code)
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).scalar_one_or_none()
+
+    async def customer_of(self, ticket_id: str) -> str | None:
+        """The ticket's customer; None when the ticket does not exist or the caller may
+        not see it."""
+        t = _TICKETS
+        stmt = select(t.c.customer_id).where(t.c.id == ticket_id)
+        if self.scope is not None:
+            stmt = stmt.where(t.c.customer_id == self.scope)
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).scalar_one_or_none()
 
     async def customer_visible(self, customer_id: str) -> bool:
         """Whether the customer exists and the caller may see it."""

@@ -84,6 +84,17 @@ from supportdesk.tickets.schemas import (
 from supportdesk.tickets.views import Derived, derive, derive_row
 
 COMMENTS = table_of(Comment)
+ATTACHMENTS = table_of(Attachment)
+# What an edit replaces as it is given (and the product, with its latest version).
+_EDITABLE = (
+    "subject",
+    "description",
+    "steps_to_reproduce",
+    "addon_version",
+    "concept",
+    "concept_en",
+)
+
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -321,6 +332,13 @@ class TicketService:
 
     # Use cases ---------------------------------------------------------------------
 
+    async def _visible(self, ticket_id: str) -> str:
+        """The ticket's customer, when the caller may see the ticket."""
+        customer_id = await self.tickets.customer_of(ticket_id)
+        if customer_id is None:
+            raise NotFound.of("ticket", ticket_id)
+        return customer_id
+
     async def _require(self, ticket_id: str) -> Ticket:
         ticket = await self.tickets.get_by_id(ticket_id)
         if ticket is None:
@@ -455,48 +473,50 @@ class TicketService:
 
     async def update_ticket(
         self, ticket_id: str, data: TicketUpdate, *, if_match: str | None = None
-    ) -> TicketView:
-        """Customer-side edits; blockers are recomputed and the ticket placed anew."""
-        ticket = await self.tickets.get_by_id(ticket_id, for_update=True)
-        if ticket is None:
-            raise NotFound.of("ticket", ticket_id)
-        require_match(if_match, ticket.id, ticket.updated_at)
-        before = await self.view(ticket)
-        changes = data.model_dump(exclude_unset=True)
-        if "environment" in changes:
+    ) -> tuple[TicketRecord, Derived]:
+        """Customer-side edits; blockers are recomputed and the ticket placed anew. The
+        ticket is locked while ``If-Match`` is checked against its stored version."""
+        now = utcnow()
+        change = await self._change(ticket_id, now)
+        require_match(if_match, change.id, change.get("updated_at"))
+        before = change.view(self.rules, now)
+        given = data.model_dump(exclude_unset=True)
+        if "environment" in given:
             env = data.environment
             if env is None:
-                ticket.env_os = ticket.env_host_application = None
-                ticket.env_host_version = ticket.env_database_server = None
-                ticket.env_extra = {}
+                change.set(
+                    env_os=None,
+                    env_host_application=None,
+                    env_host_version=None,
+                    env_database_server=None,
+                    env_extra={},
+                )
             else:
                 for name in env.model_fields_set:
                     value = getattr(env, name)
                     if name == "extra":
-                        ticket.env_extra = dict(value or {})
+                        change.set(env_extra=dict(value or {}))
                     else:
-                        setattr(ticket, f"env_{name}", value)
-        if "proposed_appointments" in changes:
-            ticket.proposed_appointments = _appointments(data.proposed_appointments)
-        for name in ("subject", "description", "steps_to_reproduce", "product", "addon_version"):
-            if name in changes:
-                setattr(ticket, name, changes[name])
-        for name in ("concept", "concept_en"):
-            if name in changes:
-                setattr(ticket, name, changes[name])
+                        change.set(**{f"env_{name}": value})
+        if "proposed_appointments" in given:
+            change.set(proposed_appointments=_appointments(data.proposed_appointments))
+        change.set(**{name: given[name] for name in _EDITABLE if name in given})
+        if "product" in given and given["product"] != change.before["product"]:
+            # Blockers compare the version given with the new product's latest.
+            latest = await self.tickets.latest_version_of(given["product"])
+            change.name_product(given["product"], latest)
         if data.severity is not None:
-            ticket.severity = data.severity.value
-            ticket.severity_rank = Severity(data.severity).rank
+            severity = Severity(data.severity)
+            change.set(severity=severity.value, severity_rank=severity.rank)
         check_appointments(
-            TicketCategory(ticket.category),
-            _intervals(ticket.proposed_appointments),
+            TicketCategory(change.get("category")),
+            _intervals(change.get("proposed_appointments") or []),
             self.rules.installation_calendar,
         )
-        now = utcnow()
-        self._touch(ticket, now)
-        view = await self._settle(ticket, before, now, customer_answered=self._by_customer)
-        await self.tickets.flush()
-        return view
+        change.touch(now)
+        view = change.settle(before, self.rules, now, customer_answered=self._by_customer)
+        await self.tickets.write(change.writes())
+        return change.record(), view
 
     async def _change(self, ticket_id: str, now: datetime) -> TicketChange:
         """The ticket, locked for this transaction, to be changed through Core."""
@@ -589,7 +609,7 @@ class TicketService:
     async def list_comments(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Comment], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_comments(
             ticket_id, params, include_internal=not self._by_customer
         )
@@ -619,20 +639,22 @@ class TicketService:
     async def list_escalations(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Escalation], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_escalations(ticket_id, params)
 
     async def record_dongle_return(
         self, ticket_id: str, received_at: datetime | None
-    ) -> TicketView:
-        ticket = await self._require(ticket_id)
-        if ticket.category != TicketCategory.HARDWARE_EXCHANGE:
-            raise NotApplicable("only a hardware_exchange ticket has a dongle to return")
+    ) -> tuple[TicketRecord, Derived]:
+        """The defective dongle of a hardware exchange is back (at ``received_at``, else
+        now): the ticket may be closed from now on."""
         now = utcnow()
-        ticket.dongle_received_at = received_at or now
-        self._touch(ticket, now)
-        await self.tickets.flush()
-        return await self.view(ticket)
+        change = await self._change(ticket_id, now)
+        if change.get("category") != TicketCategory.HARDWARE_EXCHANGE:
+            raise NotApplicable("only a hardware_exchange ticket has a dongle to return")
+        change.set(dongle_received_at=received_at or now)
+        change.touch(now)
+        await self.tickets.write(change.writes())
+        return change.record(), change.view(self.rules, now)
 
     # Attachments ----------------------------------------------------------------------
 
@@ -659,9 +681,9 @@ class TicketService:
             )
         return limits[kind]
 
-    async def _quota_left(self, ticket: Ticket) -> int:
+    async def _quota_left(self, customer_id: str) -> int:
         assert self.settings is not None
-        used = await self.tickets.attachment_bytes_of_customer(ticket.customer_id)
+        used = await self.tickets.attachment_bytes_of_customer(customer_id)
         return self.settings.attachment_quota_bytes - used
 
     async def prepare_upload(self, ticket_id: str, kind: str | None) -> int:
@@ -669,9 +691,9 @@ class TicketService:
         given first) is known, and the customer's quota has room. The most bytes the
         file may have."""
         assert self.settings is not None
-        ticket = await self._require(ticket_id)
+        customer_id = await self._visible(ticket_id)
         limit = self.kind_limit(kind, loc="query")
-        left = await self._quota_left(ticket)
+        left = await self._quota_left(customer_id)
         if left <= 0:
             raise PayloadTooLarge(
                 "The customer's attachment quota "
@@ -684,11 +706,12 @@ class TicketService:
         screenshot only if its bytes are an image. A screenshot or a backup can clear
         blockers."""
         assert self.settings is not None
-        ticket = await self._require(ticket_id)
+        now = utcnow()
+        change = await self._change(ticket_id, now)
         limit = self.kind_limit(kind)
         if received.size > limit:
             raise PayloadTooLarge(f"A {kind} may be at most {limit} bytes.")
-        if received.size > await self._quota_left(ticket):
+        if received.size > await self._quota_left(change.get("customer_id")):
             raise PayloadTooLarge(
                 "The file does not fit into the customer's attachment quota "
                 f"({self.settings.attachment_quota_bytes} bytes)."
@@ -696,17 +719,16 @@ class TicketService:
         image_type = sniff_image(received.head)
         if kind == "screenshot" and image_type is None:
             raise BusinessRuleViolation("A screenshot must be a PNG, JPEG, GIF or WebP image.")
-        before = await self.view(ticket)
-        now = utcnow()
+        before = change.view(self.rules, now)
         attachment = Attachment(
             id=new_id("att"),
-            ticket_id=ticket.id,
+            ticket_id=change.id,
             kind=kind,
             filename=safe_filename(received.filename),
             content_type=_content_type(image_type, received),
             size=received.size,
             sha256=received.sha256,
-            storage_key=f"{ticket.id}/{new_id('blob')}",
+            storage_key=f"{change.id}/{new_id('blob')}",
             uploaded_by=self.principal.key_id if self.principal else None,
             created_at=now,
         )
@@ -714,14 +736,16 @@ class TicketService:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(received.path, target)
         try:
-            self.session.add(attachment)
+            change.rows.insert(
+                ATTACHMENTS, {c.key: getattr(attachment, c.key) for c in ATTACHMENTS.c}
+            )
             if kind == "screenshot":
-                ticket.has_image_screenshot = True
+                change.set(has_image_screenshot=True)
             if kind == "database_backup":
-                ticket.has_database_backup = True
-            self._touch(ticket, now)
-            await self._settle(ticket, before, now, customer_answered=self._by_customer)
-            await self.tickets.flush()
+                change.set(has_database_backup=True)
+            change.touch(now)
+            change.settle(before, self.rules, now, customer_answered=self._by_customer)
+            await self.tickets.write(change.writes())
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -730,11 +754,11 @@ class TicketService:
     async def list_attachments(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Attachment], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_attachments(ticket_id, params)
 
     async def attachment_file(self, ticket_id: str, attachment_id: str) -> tuple[Attachment, Path]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         attachment = await self.tickets.get_attachment(ticket_id, attachment_id)
         if attachment is None:
             raise NotFound.of("attachment", attachment_id)
