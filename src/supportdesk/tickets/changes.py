@@ -2,7 +2,7 @@
 goes with it, written in one round trip.
 
 A use case reads the ticket once (``TicketRepository.read_for_change``: locked, with
-what its view needs), then states the change here:
+what its view needs; or many at once, ``read_waiting``), then states the change here:
 new values, a status move (which starts or ends a pause), the ticket placed anew,
 events. ``writes()`` gives the ``UPDATE`` of only the columns whose values changed (the
 version counted up when the ticket is touched), the pause, the audit row of what changed
@@ -137,6 +137,25 @@ class TicketChange:
         if before.blockers and not view.blockers:
             self.publish("ticket.blockers_cleared", view)
         self.place(view)
+        return view
+
+    def replace(self, rules: BusinessRules, now: datetime) -> Derived:
+        """Place the ticket anew after its customer's standing changed (a purchase, units
+        running out, a contract starting or ending): blockers that hold it now take it
+        out of the queue, blockers that no longer hold put it back."""
+        view = self.view(rules, now)
+        status = status_after_blockers_change(self.status, self.get("held"), view.held)
+        self.set(held=view.held)
+        previous = self.status
+        self.place(view)
+        if not self.move(status, now):
+            return view
+        self.touch(now)
+        view = self.view(rules, now)
+        self.place(view)
+        self.publish("ticket.status_changed", view, previous_status=previous.value)
+        if not view.blockers:
+            self.publish("ticket.blockers_cleared", view)
         return view
 
     def writes(self, writes: Writes | None = None) -> Writes:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
     Table,
@@ -24,7 +25,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from supportdesk.kit.pagination import PageParams, encode_cursor, fetch_page
 from supportdesk.kit.repository import Repository
@@ -151,6 +151,15 @@ class ChangeRow(NamedTuple):
     placement: Placement
 
 
+class WatchedRow(NamedTuple):
+    """A ticket the SLA sweep reads: what its view needs, and whether it was announced
+    as at risk already."""
+
+    record: TicketRecord
+    around: Surroundings
+    at_risk_announced: bool
+
+
 _TICKETS = cast(Table, Ticket.__table__)
 _N = len(TicketRecord._fields)
 # Built once per dialect and shape: a Core statement built per call costs more than
@@ -264,10 +273,19 @@ def _change_rows(rows: Sequence[Row[Any]]) -> list[ChangeRow]:
     return found
 
 
+def _watched_rows(rows: Sequence[Row[Any]]) -> list[WatchedRow]:
+    found = []
+    for row in rows:
+        values: list[Any] = list(row)
+        (read,) = _read_rows([values[:-1]])
+        found.append(WatchedRow(read.record, read.around, values[-1] is not None))
+    return found
+
+
 def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
     t = _TICKETS
     kind = shape[0]
-    if kind in ("change", "claim"):
+    if kind in ("change", "claim", "waiting"):
         # The ticket locked for this transaction with its placement (on PostgreSQL; SQLite
         # runs one write transaction at a time). A claim passes over a ticket another
         # claimer holds rather than wait for it.
@@ -275,12 +293,43 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
         if kind == "change":
             stmt = stmt.where(t.c.id == bindparam("ticket_id"))
             return stmt.with_for_update(of=t)
+        if kind == "waiting":
+            # The customers' tickets whose place depends on blockers: held or queued.
+            waiting: tuple[ColumnElement[str], ...] = (
+                literal_column("'awaiting_customer'"),
+                literal_column("'open'"),
+            )
+            stmt = stmt.where(
+                t.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+                t.c.status.in_(waiting),
+            )
+            return stmt.order_by(t.c.id).with_for_update(of=t)
         stmt = _shape(stmt, ("queue", False)).where(
             t.c.id.not_in(bindparam("skip", expanding=True))
         )
         return stmt.with_for_update(of=t, skip_locked=True)
     if kind == "one":
         return stmt.where(t.c.id == bindparam("ticket_id"))
+    if kind == "sla":
+        # A range scan of the partial index ix_tickets_sla_watch: the statuses are
+        # literals, so that both databases can match the query to the index's predicate
+        # (SQLite never can with bound values).
+        closed: tuple[ColumnElement[str], ...] = (
+            literal_column("'resolved'"),
+            literal_column("'closed'"),
+        )
+        due_before = bindparam("due_before", type_=t.c.first_response_due.type)
+        return (
+            stmt.add_columns(t.c.sla_at_risk_notified_at)
+            .where(
+                t.c.first_response_at.is_(None),
+                t.c.sla_breached_notified_at.is_(None),
+                t.c.status.not_in(closed),
+                t.c.first_response_due < due_before,
+            )
+            .order_by(t.c.first_response_due, t.c.id)
+            .limit(bindparam("limit", type_=Integer))
+        )
     if kind == "page":
         names, after = cast(tuple[str, ...], shape[1]), shape[2]
         for name in names:
@@ -302,6 +351,13 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
         stmt = stmt.where(key > bound)
     order = (t.c.queue_group, t.c.severity_rank, t.c.received_at, t.c.id)
     return stmt.order_by(*order).limit(bindparam("limit"))
+
+
+def sla_watch_query(postgres: bool) -> Select[Any]:
+    """The SLA sweep's read, bound by ``due_before``, ``limit`` and ``today``: unanswered
+    tickets not yet announced as breached, due before ``due_before``, by due time, each
+    with what its view needs and whether it was announced as at risk."""
+    return _shape(_read_select(postgres), ("sla",))
 
 
 _UPDATES: dict[tuple[str, ...], Update] = {}
@@ -459,6 +515,14 @@ class TicketRepository(Repository):
         rows = _change_rows((await connection.execute(stmt, params)).all())
         return rows[0] if rows else None
 
+    async def read_waiting(self, customer_ids: Sequence[str], today: date) -> list[ChangeRow]:
+        """The customers' held and queued tickets, locked, by id, each as
+        ``read_for_change`` reads it: one statement."""
+        stmt = self._statement("waiting")
+        connection = await self.session.connection()
+        params = self._params(today, customer_ids=list(customer_ids))
+        return _change_rows((await connection.execute(stmt, params)).all())
+
     async def latest_version_of(self, code: str | None) -> str | None:
         """The product's latest version in the catalogue; None for no product."""
         if code is None:
@@ -529,18 +593,6 @@ class TicketRepository(Repository):
             conditions.append(or_(*fields, exists(comments.where(in_comment))))
         return and_(*conditions)
 
-    async def list_waiting_for_customer(self, customer_id: str) -> list[Ticket]:
-        """The customer's tickets whose place depends on blockers: held or queued."""
-        stmt = (
-            select(Ticket)
-            .where(
-                Ticket.customer_id == customer_id,
-                Ticket.status.in_(("awaiting_customer", "open")),
-            )
-            .order_by(Ticket.id)
-        )
-        return list((await self.session.scalars(stmt)).all())
-
     async def pauses_for(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketPause]]:
         ids = list(set(ticket_ids))
         found: dict[str, list[TicketPause]] = defaultdict(list)
@@ -596,33 +648,37 @@ class TicketRepository(Repository):
             stmt = stmt.with_for_update(skip_locked=True)
         return (await self.session.scalars(stmt)).first()
 
-    async def awaiting_first_response(self, due_before: datetime, limit: int) -> list[Ticket]:
-        """Unanswered tickets, not yet announced as breached, due before ``due_before``."""
-        stmt = sla_watch_query(due_before, limit)
-        return list((await self.session.scalars(stmt)).all())
+    # Housekeeping ----------------------------------------------------------------
+
+    async def awaiting_first_response(
+        self, due_before: datetime, limit: int, today: date
+    ) -> list[WatchedRow]:
+        """Unanswered tickets, not yet announced as breached, due before ``due_before``,
+        by due time, each with what its view needs: one statement."""
+        stmt = self._statement("sla")
+        connection = await self.session.connection()
+        params = self._params(today, due_before=due_before, limit=limit)
+        return _watched_rows((await connection.execute(stmt, params)).all())
 
     async def claim_sla_notices(
-        self, tickets: list[Ticket], breached: bool, now: datetime
-    ) -> list[Ticket]:
-        """Mark ``tickets`` as announced (breached, else at risk), each only if no one has
+        self, ticket_ids: list[str], breached: bool, now: datetime
+    ) -> set[str]:
+        """Mark the tickets as announced (breached, else at risk), each only if no one has
         yet; the ones this transaction marked, to announce. On PostgreSQL a concurrent
         sweep's UPDATE waits for this one to commit and then finds the mark set; on
         SQLite the write lock runs sweeps one after the other."""
-        if not tickets:
-            return []
-        column = Ticket.sla_breached_notified_at if breached else Ticket.sla_at_risk_notified_at
+        if not ticket_ids:
+            return set()
+        t = _TICKETS
+        column = t.c.sla_breached_notified_at if breached else t.c.sla_at_risk_notified_at
         stmt = (
-            update(Ticket)
-            .where(Ticket.id.in_([t.id for t in tickets]), column.is_(None))
+            update(t)
+            .where(t.c.id.in_(ticket_ids), column.is_(None))
             .values({column: now})
-            .returning(Ticket.id)
-            .execution_options(synchronize_session=False)
+            .returning(t.c.id)
         )
-        claimed = set((await self.session.scalars(stmt)).all())
-        mine = [t for t in tickets if t.id in claimed]
-        for ticket in mine:
-            set_committed_value(ticket, column.key, now)
-        return mine
+        connection = await self.session.connection()
+        return set((await connection.execute(stmt)).scalars().all())
 
     async def customers_whose_contracts_turn(self, today: date) -> list[str]:
         """Customers with a contract starting today or having ended yesterday: their
@@ -671,22 +727,3 @@ class TicketRepository(Repository):
     ) -> tuple[list[Escalation], str | None]:
         stmt = select(Escalation).where(Escalation.ticket_id == ticket_id)
         return await fetch_page(self.session, stmt, Escalation.id, params)
-
-
-def sla_watch_query(due_before: datetime, limit: int) -> Select[Ticket]:
-    """The SLA sweep's query: a range scan of the partial index ix_tickets_sla_watch.
-
-    The statuses are literals, not parameters, so that both databases can match the
-    query to the index's predicate (SQLite never can with bound values).
-    """
-    return (
-        select(Ticket)
-        .where(
-            Ticket.first_response_at.is_(None),
-            Ticket.sla_breached_notified_at.is_(None),
-            Ticket.status.not_in([literal_column("'resolved'"), literal_column("'closed'")]),
-            Ticket.first_response_due < due_before,
-        )
-        .order_by(Ticket.first_response_due)
-        .limit(limit)
-    )

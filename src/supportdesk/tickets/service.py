@@ -802,38 +802,36 @@ class TicketService:
     async def refresh_customer(self, customer_id: str) -> None:
         """Re-place the customer's held and queued tickets after its standing changed
         (a purchase, units running out, a contract starting or ending)."""
-        tickets = await self.tickets.list_waiting_for_customer(customer_id)
-        if not tickets:
+        await self._refresh([customer_id])
+
+    async def _refresh(self, customer_ids: Sequence[str]) -> None:
+        """The customers' held and queued tickets placed anew: one read of them, locked,
+        with what their views need; one write of every change."""
+        if not customer_ids:
             return
         now = utcnow()
-        for view in await self.views(tickets):
-            ticket = view.ticket
-            status = status_after_blockers_change(
-                TicketStatus(ticket.status), ticket.held, view.held
-            )
-            ticket.held = view.held
-            old = ticket.status
-            self._place(ticket, view)
-            if self._set_status(ticket, status, now):
-                self._touch(ticket, now)
-                settled = await self.view(ticket)
-                self._place(ticket, settled)
-                self._publish("ticket.status_changed", settled, previous_status=old)
-                if not settled.blockers:
-                    self._publish("ticket.blockers_cleared", settled)
-        await self.tickets.flush()
+        rows = await self.tickets.read_waiting(customer_ids, self.rules.calendar.local_date(now))
+        writes = Writes()
+        for row in rows:
+            change = TicketChange(row)
+            change.replace(self.rules, now)
+            change.writes(writes)
+        if writes.parts:
+            await self.tickets.write(writes)
 
     async def sweep_sla(self, horizon: timedelta = timedelta(days=7), limit: int = 1000) -> int:
         """Announce tickets that became at risk or breached, once each (a periodic sweep:
-        time alone moves a ticket into these states)."""
+        time alone moves a ticket into these states). One read of the candidates with
+        what their views need, the claims, one write of the events."""
         now = utcnow()
-        candidates = await self.tickets.awaiting_first_response(now + horizon, limit)
-        views = await self.views(candidates)
-        breached = [v.ticket for v in views if v.sla_state == SlaState.BREACHED]
+        today = self.rules.calendar.local_date(now)
+        rows = await self.tickets.awaiting_first_response(now + horizon, limit, today)
+        views = [(row, derive_row(row, self.rules, now)) for row in rows]
+        breached = [row.record.id for row, view in views if view.sla_state == SlaState.BREACHED]
         at_risk = [
-            v.ticket
-            for v in views
-            if v.sla_state == SlaState.AT_RISK and v.ticket.sla_at_risk_notified_at is None
+            row.record.id
+            for row, view in views
+            if view.sla_state == SlaState.AT_RISK and not row.at_risk_announced
         ]
         # Claimed in the database before anything is published: another worker or replica
         # sweeping at the same moment announces only what it claimed itself.
@@ -841,23 +839,24 @@ class TicketService:
             "ticket.sla_breached": await self.tickets.claim_sla_notices(breached, True, now),
             "ticket.sla_at_risk": await self.tickets.claim_sla_notices(at_risk, False, now),
         }
-        announced = 0
-        for event_type, tickets in claimed.items():
-            ids = {t.id for t in tickets}
-            for view in views:
-                if view.ticket.id in ids:
-                    self._publish(event_type, view)
-                    announced += 1
-        await self.tickets.flush()
-        return announced
+        events = [
+            ticket_event(event_type, row.record, view)
+            for event_type, ids in claimed.items()
+            for row, view in views
+            if row.record.id in ids
+        ]
+        if events:
+            writes = Writes()
+            writes.insert(EVENTS, *events)
+            await self.tickets.write(writes)
+        return len(events)
 
     async def refresh_turning_contracts(self) -> int:
         """Re-place the tickets of customers whose contracts start or end with today's
         date; run now and then, so the queue follows the calendar by itself."""
         today = self.rules.calendar.local_date(utcnow())
         customer_ids = await self.tickets.customers_whose_contracts_turn(today)
-        for customer_id in customer_ids:
-            await self.refresh_customer(customer_id)
+        await self._refresh(customer_ids)
         return len(customer_ids)
 
 
