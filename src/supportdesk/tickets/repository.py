@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast
 
@@ -100,11 +99,6 @@ class TicketRecord(NamedTuple):
     has_image_screenshot: bool
     has_database_backup: bool
     paused_since: datetime | None
-
-    @classmethod
-    def of(cls, ticket: Ticket) -> TicketRecord:
-        """The same values from a loaded ticket (the writes' path)."""
-        return cls._make([getattr(ticket, name) for name in cls._fields])
 
 
 class Surroundings(NamedTuple):
@@ -551,22 +545,6 @@ class TicketRepository(Repository):
         connection = await self.session.connection()
         return (await connection.execute(stmt)).first() is not None
 
-    async def list_page(
-        self,
-        params: PageParams,
-        *,
-        q: str | None = None,
-        include_internal: bool = True,
-        **filters: Any,
-    ) -> tuple[list[Ticket], str | None]:
-        stmt = self._base()
-        for name, value in filters.items():
-            if value is not None:
-                stmt = stmt.where(getattr(Ticket, name) == value)
-        if q:
-            stmt = stmt.where(self._matches(q, include_internal=include_internal))
-        return await fetch_page(self.session, stmt, Ticket.id, params)
-
     def _matches(self, q: str, *, include_internal: bool) -> ColumnElement[bool]:
         """Words in subject, description, steps, environment or comments.
 
@@ -592,61 +570,6 @@ class TicketRepository(Repository):
             in_comment = func.lower(Comment.body).like(pattern, escape="\\")
             conditions.append(or_(*fields, exists(comments.where(in_comment))))
         return and_(*conditions)
-
-    async def pauses_for(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketPause]]:
-        ids = list(set(ticket_ids))
-        found: dict[str, list[TicketPause]] = defaultdict(list)
-        if not ids:
-            return found
-        if any(isinstance(obj, TicketPause) for obj in self.session.new):
-            # The session does not autoflush: a pause that ended in this transaction
-            # must be written before it can be read, or the due time would miss it.
-            await self.session.flush()
-        stmt = select(TicketPause).where(TicketPause.ticket_id.in_(ids)).order_by(TicketPause.id)
-        for pause in (await self.session.scalars(stmt)).all():
-            found[pause.ticket_id].append(pause)
-        return found
-
-    def add_pause(self, pause: TicketPause) -> None:
-        self.session.add(pause)
-
-    async def latest_versions(self, codes: Iterable[str | None]) -> dict[str, str | None]:
-        wanted = {c for c in codes if c}
-        if not wanted:
-            return {}
-        stmt = select(Product.code, Product.latest_version).where(Product.code.in_(wanted))
-        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
-
-    # The queue ------------------------------------------------------------------
-
-    def _queue(self) -> Select[Ticket]:
-        # One range scan of the partial index ix_tickets_queue, in working order.
-        return (
-            select(Ticket)
-            .where(Ticket.status == "open")
-            .order_by(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
-        )
-
-    async def queue_page(self, limit: int, after: QueueKey | None) -> list[Ticket]:
-        stmt = self._queue()
-        if after is not None:
-            key = tuple_(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
-            stmt = stmt.where(key > tuple_(*after))
-        return list((await self.session.scalars(stmt.limit(limit))).all())
-
-    async def next_in_queue(self, *, skip: Iterable[str] = ()) -> Ticket | None:
-        """The first open ticket, locked for this transaction.
-
-        On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a ticket another claimer has locked
-        is passed over, not waited for. SQLite runs one write transaction at a time.
-        """
-        stmt = self._queue().limit(1)
-        skipped = list(skip)
-        if skipped:
-            stmt = stmt.where(Ticket.id.not_in(skipped))
-        if self.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return (await self.session.scalars(stmt)).first()
 
     # Housekeeping ----------------------------------------------------------------
 

@@ -12,8 +12,7 @@ import logging
 import mimetypes
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules, Settings
-from supportdesk.customers.repository import ContactRepository, CustomerRepository
-from supportdesk.customers.service import StandingService
-from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.calendar import Interval
 from supportdesk.domain.errors import NotApplicable, RuleViolation
 from supportdesk.domain.files import sniff_image
-from supportdesk.domain.groups import Severity, SupportGroup, group_of
+from supportdesk.domain.groups import Severity, group_of
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import (
     TicketCategory,
@@ -39,8 +35,6 @@ from supportdesk.domain.tickets import (
     check_transition,
     initial_status,
     move_status,
-    status_after_blockers_change,
-    status_after_customer_answer,
 )
 from supportdesk.errors import (
     BusinessRuleViolation,
@@ -49,7 +43,7 @@ from supportdesk.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from supportdesk.events.service import EVENTS, EventRecorder, event_row
+from supportdesk.events.service import EVENTS, event_row
 from supportdesk.kit.audit import audit_row, creation_changes
 from supportdesk.kit.auth import Principal, Role
 from supportdesk.kit.clock import utcnow
@@ -58,13 +52,7 @@ from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.kit.repository import Writes, table_of
 from supportdesk.kit.uploads import ReceivedFile
-from supportdesk.models import (
-    Attachment,
-    Comment,
-    Escalation,
-    Ticket,
-    TicketPause,
-)
+from supportdesk.models import Attachment, Comment, Escalation
 from supportdesk.tickets.changes import (
     AUDIT_LOG,
     TICKET_COLUMNS,
@@ -79,7 +67,6 @@ from supportdesk.tickets.schemas import (
     EscalationCreate,
     TicketCreate,
     TicketUpdate,
-    ticket_read,
 )
 from supportdesk.tickets.views import Derived, derive, derive_row
 
@@ -95,23 +82,10 @@ _EDITABLE = (
     "concept_en",
 )
 
-
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 # The bidi controls that make a name read otherwise than it is ("invoice\u202egpj.exe").
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """A ticket with what is derived from the customer's standing now."""
-
-    ticket: Ticket
-    support_group: SupportGroup
-    blockers: tuple[Blocker, ...]
-    held: bool
-    first_response_due: datetime
-    sla_state: SlaState
 
 
 def _appointments(items: Sequence[Appointment] | None) -> list[dict[str, str]]:
@@ -129,13 +103,6 @@ def _intervals(stored: list[dict[str, str]]) -> list[Interval]:
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Surroundings:
-    groups: Mapping[str, SupportGroup]
-    latest: Mapping[str, str | None]
-    pauses: Mapping[str, list[TicketPause]]
 
 
 class TicketReader:
@@ -215,120 +182,10 @@ class TicketService:
         principal: Principal | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self.session = session
         self.rules = rules
         self.principal = principal
         self.settings = settings
-        scope = principal.customer_scope if principal else None
-        self.tickets = TicketRepository(session, scope)
-        self.customers = CustomerRepository(session, scope)
-        self.contacts = ContactRepository(session, scope)
-        self.standing = StandingService(session, rules)
-        self.events = EventRecorder(session)
-
-    # Deriving what a ticket looks like now ---------------------------------------------
-
-    async def views(self, tickets: Sequence[Ticket]) -> list[TicketView]:
-        if not tickets:
-            return []
-        return self._derive(tickets, await self._surroundings(tickets))
-
-    async def _surroundings(self, tickets: Sequence[Ticket]) -> _Surroundings:
-        """What a ticket's view depends on beyond the ticket, for many at once."""
-        groups = await self.standing.groups_by_id(t.customer_id for t in tickets)
-        latest = await self.tickets.latest_versions(t.product for t in tickets)
-        pauses = await self.tickets.pauses_for(t.id for t in tickets)
-        return _Surroundings(groups, latest, pauses)
-
-    def _derive(self, tickets: Sequence[Ticket], around: _Surroundings) -> list[TicketView]:
-        now = utcnow()
-        return [
-            self._evaluate(
-                t,
-                around.groups[t.customer_id],
-                around.latest.get(t.product) if t.product else None,
-                [(p.started_at, p.ended_at) for p in around.pauses.get(t.id, [])],
-                now,
-            )
-            for t in tickets
-        ]
-
-    async def view(self, ticket: Ticket) -> TicketView:
-        return (await self.views([ticket]))[0]
-
-    def _evaluate(
-        self,
-        ticket: Ticket,
-        group: SupportGroup,
-        latest_version: str | None,
-        pauses: list[Interval],
-        now: datetime,
-    ) -> TicketView:
-        d = derive(TicketRecord.of(ticket), group, latest_version, pauses, self.rules, now)
-        return TicketView(
-            ticket, d.support_group, d.blockers, d.held, d.first_response_due, d.sla_state
-        )
-
-    # Status changes and the events they raise -------------------------------------------
-
-    def _set_status(self, ticket: Ticket, status: TicketStatus, now: datetime) -> bool:
-        move = move_status(TicketStatus(ticket.status), ticket.paused_since, status, now)
-        if move is None:
-            return False
-        if move.ended_pause is not None:
-            started, ended = move.ended_pause
-            self.tickets.add_pause(
-                TicketPause(ticket_id=ticket.id, started_at=started, ended_at=ended)
-            )
-        for name, value in move.changes.items():
-            setattr(ticket, name, value)
-        return True
-
-    @staticmethod
-    def _place(ticket: Ticket, view: TicketView) -> None:
-        """Keep the stored copies of what is derived: the due time and the queue group."""
-        ticket.first_response_due = view.first_response_due
-        ticket.queue_group = view.support_group.rank
-
-    def _touch(self, ticket: Ticket, now: datetime) -> None:
-        ticket.updated_at = now
-        ticket.version += 1
-
-    def _publish(self, event_type: str, view: TicketView, **extra: object) -> None:
-        data = ticket_read(view).model_dump(mode="json")
-        if extra:
-            data = {**data, **extra}
-        self.events.record(
-            event_type,
-            resource_type="ticket",
-            resource_id=view.ticket.id,
-            customer_id=view.ticket.customer_id,
-            data=data,
-        )
-
-    async def _settle(
-        self,
-        ticket: Ticket,
-        before: TicketView,
-        now: datetime,
-        *,
-        customer_answered: bool = False,
-    ) -> TicketView:
-        """Place the ticket after its facts changed: blockers clearing open it, new ones
-        hold it, a customer's answer sends it back to the queue."""
-        view = await self.view(ticket)
-        status = status_after_blockers_change(TicketStatus(ticket.status), ticket.held, view.held)
-        ticket.held = view.held
-        if customer_answered:
-            status = status_after_customer_answer(status, view.held)
-        old_status = ticket.status
-        if self._set_status(ticket, status, now):
-            view = await self.view(ticket)
-            self._publish("ticket.status_changed", view, previous_status=old_status)
-        if before.blockers and not view.blockers:
-            self._publish("ticket.blockers_cleared", view)
-        self._place(ticket, view)
-        return view
+        self.tickets = TicketRepository(session, principal.customer_scope if principal else None)
 
     # Use cases ---------------------------------------------------------------------
 
@@ -338,40 +195,6 @@ class TicketService:
         if customer_id is None:
             raise NotFound.of("ticket", ticket_id)
         return customer_id
-
-    async def _require(self, ticket_id: str) -> Ticket:
-        ticket = await self.tickets.get_by_id(ticket_id)
-        if ticket is None:
-            raise NotFound.of("ticket", ticket_id)
-        return ticket
-
-    async def get_ticket(self, ticket_id: str) -> TicketView:
-        return await self.view(await self._require(ticket_id))
-
-    async def list_tickets(
-        self,
-        params: PageParams,
-        *,
-        status: TicketStatus | None = None,
-        customer_id: str | None = None,
-        category: TicketCategory | None = None,
-        severity: Severity | None = None,
-        q: str | None = None,
-    ) -> tuple[list[TicketView], str | None]:
-        if customer_id is not None and await self.customers.get_by_id(customer_id) is None:
-            # Another customer's id in a filter is as unknown as one that does not exist.
-            raise NotFound.of("customer", customer_id)
-        rows, next_cursor = await self.tickets.list_page(
-            params,
-            status=status.value if status else None,
-            customer_id=customer_id,
-            category=category.value if category else None,
-            severity=severity.value if severity else None,
-            q=q,
-            # A customer finds its tickets by what it can read, never by internal notes.
-            include_internal=not self._by_customer,
-        )
-        return await self.views(rows), next_cursor
 
     async def open_ticket(self, data: TicketCreate) -> tuple[TicketRecord, Derived]:
         """A new ticket: held for the customer while blockers hold it, else queued.
@@ -459,13 +282,6 @@ class TicketService:
         writes.insert(EVENTS, ticket_event("ticket.created", record, view))
         await self.tickets.write(writes)
         return record, view
-
-    async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
-        if (
-            contact_id is not None
-            and await self.contacts.get_of_customer(customer_id, contact_id) is None
-        ):
-            raise NotFound.of("contact", contact_id)
 
     @property
     def _by_customer(self) -> bool:
@@ -903,7 +719,6 @@ __all__ = [
     "RuleViolation",
     "TicketReader",
     "TicketService",
-    "TicketView",
     "safe_filename",
     "served_type",
 ]
