@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,9 @@ class TestSlaSweepPlan:
     async def test_the_sla_sweep_is_a_range_scan_of_its_partial_index(
         self, session: AsyncSession
     ) -> None:
-        query = sla_watch_query(datetime(2026, 11, 21, 12, tzinfo=UTC), 1000)
+        query = sla_watch_query(session.bind.dialect.name == "postgresql").params(
+            due_before=datetime(2026, 11, 21, 12, tzinfo=UTC), limit=1000, today=date(2026, 11, 21)
+        )
         sql = str(
             query.compile(dialect=session.bind.dialect, compile_kwargs={"literal_binds": True})
         )

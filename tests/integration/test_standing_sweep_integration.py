@@ -15,7 +15,7 @@ from supportdesk.customers.service import CustomerService
 from supportdesk.domain.groups import SupportGroup
 from supportdesk.models import Ticket
 from supportdesk.tickets.schemas import TicketCreate
-from supportdesk.tickets.service import TicketService
+from supportdesk.tickets.service import TicketReader, TicketService
 
 NOON = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)  # a Tuesday in Berlin
 
@@ -57,6 +57,7 @@ class TestStandingSweep:
 
         _at(monkeypatch, NOON + timedelta(days=1))
         assert await TicketService(session, rules).refresh_turning_contracts() == 1
+        await session.refresh(stored)
         assert stored.queue_group == 0
-        view = await TicketService(session, rules).get_ticket(record.id)
+        _, view = await TicketReader(session, rules, None).get_ticket(record.id)
         assert view.support_group == SupportGroup.CONTRACT

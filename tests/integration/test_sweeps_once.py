@@ -89,7 +89,7 @@ async def test_two_sweeps_at_once_announce_each_ticket_once(
         second_done = asyncio.Event()
         read = TicketRepository.awaiting_first_response
 
-        async def held_read(self: TicketRepository, *args: Any, **kwargs: Any) -> list[Ticket]:
+        async def held_read(self: TicketRepository, *args: Any, **kwargs: Any) -> list[Any]:
             candidates = await read(self, *args, **kwargs)
             if not first_has_read.is_set():
                 first_has_read.set()

@@ -1,22 +1,11 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
-
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.kit.pagination import PageParams, fetch_page
 from supportdesk.kit.repository import Repository
-from supportdesk.models import Contact, Contract, Customer
-
-
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """What decides a customer's support group: the unit balance and contract periods."""
-
-    unit_balance: int
-    contracts: list[tuple[date, date | None]]
+from supportdesk.models import Contact, Customer
 
 
 class CustomerRepository(Repository):
@@ -42,25 +31,6 @@ class CustomerRepository(Repository):
         if for_update:
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
-
-    async def standings(self, ids: list[str]) -> dict[str, Standing]:
-        """Balance and contract periods by customer, in one round trip (an outer join of
-        plain columns: no objects to build for what only decides a group)."""
-        if not ids:
-            return {}
-        stmt = (
-            select(Customer.id, Customer.unit_balance, Contract.starts_on, Contract.ends_on)
-            .outerjoin(Contract, Contract.customer_id == Customer.id)
-            .where(Customer.id.in_(set(ids)))
-        )
-        if self.scope is not None:
-            stmt = stmt.where(Customer.id == self.scope)
-        found: dict[str, Standing] = {}
-        for customer_id, balance, starts_on, ends_on in (await self.session.execute(stmt)).all():
-            standing = found.setdefault(customer_id, Standing(balance, []))
-            if starts_on is not None:
-                standing.contracts.append((starts_on, ends_on))
-        return found
 
     async def get_by_external_ref(self, external_ref: str) -> Customer | None:
         stmt = self._base().where(Customer.external_ref == external_ref)

@@ -75,15 +75,6 @@ class StandingService:
             for c in customers
         }
 
-    async def groups_by_id(self, customer_ids: Iterable[str]) -> dict[str, SupportGroup]:
-        """The groups customers stand in now, by id, in one query."""
-        standings = await self.customers.standings(list(customer_ids))
-        today = self.rules.calendar.local_date(utcnow())
-        return {
-            customer_id: _group(standing.contracts, standing.unit_balance, today)
-            for customer_id, standing in standings.items()
-        }
-
     async def group_of(self, customer: Customer, *, on: date | None = None) -> SupportGroup:
         return (await self.groups_of([customer], on=on))[customer.id]
 

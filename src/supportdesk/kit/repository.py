@@ -24,32 +24,60 @@ class Writes:
     nothing in them depends on another's result, so they can share one round trip.
 
     Rows are kept as values and updates as statements built once with bound parameters,
-    so the statement of a given shape is built and compiled once per process."""
+    so the statement of a given shape is built and compiled once per process. Rows of one
+    table, and updates by one statement, join: a change of many rows (many tickets placed
+    anew) is one statement per table and per kind of update."""
 
     __slots__ = ("parts",)
 
     def __init__(self) -> None:
-        self.parts: list[tuple[Table, list[dict[str, Any]]] | tuple[Update, dict[str, Any]]] = []
+        self.parts: list[tuple[Table | Update, list[dict[str, Any]]]] = []
 
     def insert(self, table: Table, *rows: dict[str, Any]) -> None:
         """Rows of one table (with the same keys); rows of a table already written with
         the same keys join its statement."""
         for part, values in self.parts:
-            if part is table and isinstance(values, list) and values[0].keys() == rows[0].keys():
+            if part is table and values[0].keys() == rows[0].keys():
                 values.extend(rows)
                 return
         self.parts.append((table, list(rows)))
 
     def update(self, statement: Update, params: dict[str, Any]) -> None:
         """A statement built once with bound parameters named uniquely (they share one
-        statement with the others on PostgreSQL), and their values."""
-        self.parts.append((statement, params))
+        statement with the others on PostgreSQL), and their values; the values of a
+        statement already given join it (run as one ``executemany``)."""
+        for part, values in self.parts:
+            if part is statement:
+                values.append(params)
+                return
+        self.parts.append((statement, [params]))
+
+    def extend(self, other: Writes) -> None:
+        """The parts of ``other``, joined to these where they can."""
+        for part, values in other.parts:
+            if isinstance(part, Table):
+                self.insert(part, *values)
+            else:
+                for params in values:
+                    self.update(part, params)
 
     def _shape(self) -> tuple[object, ...]:
         return tuple(
-            (part, len(values), *values[0]) if isinstance(values, list) else part
+            (part, len(values), *values[0]) if isinstance(part, Table) else part
             for part, values in self.parts
         )
+
+    def _fits_one_statement(self) -> bool:
+        """Whether the parts can be one statement: each update runs once, and no two
+        updates bind a parameter of the same name."""
+        names: set[str] = set()
+        for part, values in self.parts:
+            if isinstance(part, Table):
+                continue
+            if len(values) > 1 or not names.isdisjoint(values[0]):
+                return False
+            names.update(values[0])
+        return True
 
 
 _together: dict[tuple[object, ...], Executable] = {}
@@ -71,8 +99,8 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
     params: dict[str, Any] = {}
     ctes = []
     for i, (part, values) in enumerate(writes.parts):
-        if isinstance(values, list):
-            table = cast(Table, part)
+        if isinstance(part, Table):
+            table = part
             for r, row in enumerate(values):
                 for key, value in row.items():
                     params[f"w{i}_{r}_{key}"] = value
@@ -87,9 +115,9 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
                     for r, row in enumerate(values)
                 ]
         else:
-            params.update(values)
+            params.update(values[0])
             if statement is None:
-                ctes.append(cast(Update, part).cte(f"w{i}"))
+                ctes.append(part.cte(f"w{i}"))
     if statement is None:
         statement = _together[shape] = select(literal(1)).add_cte(*ctes)
     return statement, params
@@ -107,16 +135,17 @@ class Repository:
     async def write(self, writes: Writes) -> None:
         """Run the statements in one round trip: a data-modifying CTE on PostgreSQL.
         SQLite has none; there they run one after the other, in the same order and the
-        same transaction, each a single statement however many rows it holds."""
+        same transaction, each a single statement however many rows it holds. So do
+        they on PostgreSQL when an update runs for many rows (one ``executemany``)."""
         connection = await self.session.connection()
-        if len(writes.parts) > 1 and self.is_postgres:
+        if len(writes.parts) > 1 and self.is_postgres and writes._fits_one_statement():
             await connection.execute(*_together_statement(writes))
             return
         for part, values in writes.parts:
-            if isinstance(values, list):
-                await connection.execute(_insert_of(cast(Table, part)), values)
+            if isinstance(part, Table):
+                await connection.execute(_insert_of(part), values)
             else:
-                await connection.execute(cast(Update, part), values)
+                await connection.execute(part, values if len(values) > 1 else values[0])
 
     async def add(self, obj: M, *, conflict: str = "It conflicts with an existing record.") -> M:
         """Insert and flush, so ids and unique constraints are checked right away.

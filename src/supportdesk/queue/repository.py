@@ -1,5 +1,6 @@
-"""The queue's queries live with the tickets' (``TicketRepository.queue_page`` and
-``next_in_queue``): the queue is a view over tickets, ordered by the customer's standing."""
+"""The queue's queries live with the tickets' (``TicketRepository.read_queue_page`` and
+``read_queue_head``): the queue is a view over tickets, ordered by the customer's
+standing."""
 
 from __future__ import annotations
 

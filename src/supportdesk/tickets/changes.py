@@ -2,10 +2,11 @@
 goes with it, written in one round trip.
 
 A use case reads the ticket once (``TicketRepository.read_for_change``: locked, with
-what its view needs), then states the change here: new values, a status move (which
-starts or ends a pause), the ticket placed anew, events. ``writes()`` gives the
-``UPDATE`` of only the changed columns, the pause, the audit row of what changed (before
-and after, as the ORM's flush hook records it) and the events, for one
+what its view needs; or many at once, ``read_waiting``), then states the change here:
+new values, a status move (which starts or ends a pause), the ticket placed anew,
+events. ``writes()`` gives the ``UPDATE`` of only the columns whose values changed (the
+version counted up when the ticket is touched), the pause, the audit row of what changed
+(before and after, as the ORM's flush hook records it) and the events, for one
 ``Repository.write``. No ORM object, no unit of work, no read of what is already known.
 """
 
@@ -77,6 +78,11 @@ class TicketChange:
     def set(self, **values: Any) -> None:
         self.changed.update(values)
 
+    def name_product(self, code: str | None, latest_version: str | None) -> None:
+        """Another product (or none), with its latest version from the catalogue."""
+        self.set(product=code)
+        self.latest = latest_version
+
     @property
     def status(self) -> TicketStatus:
         return TicketStatus(self.get("status"))
@@ -108,6 +114,7 @@ class TicketChange:
         self.set(first_response_due=view.first_response_due, queue_group=view.support_group.rank)
 
     def touch(self, now: datetime) -> None:
+        """A new version of the ticket: ``updated_at`` (its ETag) and ``version`` move."""
         self.set(updated_at=now)
 
     def publish(self, event_type: str, view: Derived, **extra: object) -> None:
@@ -132,17 +139,42 @@ class TicketChange:
         self.place(view)
         return view
 
+    def replace(self, rules: BusinessRules, now: datetime) -> Derived:
+        """Place the ticket anew after its customer's standing changed (a purchase, units
+        running out, a contract starting or ending): blockers that hold it now take it
+        out of the queue, blockers that no longer hold put it back."""
+        view = self.view(rules, now)
+        status = status_after_blockers_change(self.status, self.get("held"), view.held)
+        self.set(held=view.held)
+        previous = self.status
+        self.place(view)
+        if not self.move(status, now):
+            return view
+        self.touch(now)
+        view = self.view(rules, now)
+        self.place(view)
+        self.publish("ticket.status_changed", view, previous_status=previous.value)
+        if not view.blockers:
+            self.publish("ticket.blockers_cleared", view)
+        return view
+
     def writes(self, writes: Writes | None = None) -> Writes:
         """The rows of the change (into ``writes``, if given): the ticket's update, its
         pause, its audit row and its events."""
         batch = writes if writes is not None else Writes()
-        batch.parts.extend(self.rows.parts)
-        if self.changed:
-            names = tuple(sorted(self.changed))
-            params = {f"u_{name}": value for name, value in self.changed.items()}
+        batch.extend(self.rows)
+        before = self.before
+        changed = {
+            name: value
+            for name, value in self.changed.items()
+            if name == "updated_at" or before[name] != value
+        }
+        if changed:
+            names = tuple(sorted(changed))
+            params = {f"u_{name}": value for name, value in changed.items()}
             params["u_id"] = self.id
             batch.update(ticket_update(names), params)
-            changes = update_changes(TICKET_COLUMNS, self.before, self.changed)
+            changes = update_changes(TICKET_COLUMNS, before, changed)
             if changes:
                 action = update_action("ticket", changes)
                 batch.insert(AUDIT_LOG, audit_row(action, "ticket", self.id, changes))

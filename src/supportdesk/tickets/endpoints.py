@@ -10,7 +10,7 @@ from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
 from supportdesk.errors import Forbidden, InvalidInput, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
-from supportdesk.kit.etag import etag_of, tagged
+from supportdesk.kit.etag import etag_of
 from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep, SettingsDep
@@ -28,7 +28,6 @@ from supportdesk.tickets.schemas import (
     TicketUpdate,
     TransitionCreate,
     escalation_read,
-    ticket_read,
 )
 from supportdesk.tickets.service import (
     INERT_TYPES,
@@ -145,14 +144,14 @@ async def update_ticket(
     principal: Writer,
     session: SessionDep,
     rules: RulesDep,
-    response: Response,
     if_match: Annotated[
         str | None, Header(max_length=500, description="ETag from a read; a stale one is 412.")
     ] = None,
-) -> TicketRead:
+) -> Response:
     service = TicketService(session, rules, principal=principal)
-    view = await service.update_ticket(ticket_id, body, if_match=if_match)
-    return tagged(ticket_read(view), response)
+    t, view = await service.update_ticket(ticket_id, body, if_match=if_match)
+    headers = {"ETag": etag_of(t.id, t.updated_at)}
+    return Response(render(answer(t, view)), media_type=JSON, headers=headers)
 
 
 @router.post(
@@ -254,10 +253,11 @@ async def record_dongle_return(
     session: SessionDep,
     rules: RulesDep,
     body: Annotated[DongleReturn | None, Body()] = None,
-) -> TicketRead:
+) -> Response:
     service = TicketService(session, rules, principal=principal)
     received_at = body.received_at if body else None
-    return ticket_read(await service.record_dongle_return(ticket_id, received_at))
+    t, view = await service.record_dongle_return(ticket_id, received_at)
+    return Response(render(answer(t, view)), media_type=JSON)
 
 
 async def _prepare_attachment(request: Request, principal: Principal) -> int:

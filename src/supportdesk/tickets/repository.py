@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
     Table,
@@ -24,7 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from supportdesk.kit.pagination import PageParams, encode_cursor, fetch_page
 from supportdesk.kit.repository import Repository
@@ -101,11 +100,6 @@ class TicketRecord(NamedTuple):
     has_database_backup: bool
     paused_since: datetime | None
 
-    @classmethod
-    def of(cls, ticket: Ticket) -> TicketRecord:
-        """The same values from a loaded ticket (the writes' path)."""
-        return cls._make([getattr(ticket, name) for name in cls._fields])
-
 
 class Surroundings(NamedTuple):
     """What a ticket's view depends on beyond the ticket: the customer's standing today,
@@ -134,11 +128,13 @@ class ReadRow(NamedTuple):
 
 
 class Placement(NamedTuple):
-    """The stored copies of what is derived, as a change finds them."""
+    """The stored copies of what is derived, and of the severity's rank, as a change
+    finds them."""
 
     held: bool
     first_response_due: datetime
     queue_group: int
+    severity_rank: int
 
 
 class ChangeRow(NamedTuple):
@@ -147,6 +143,15 @@ class ChangeRow(NamedTuple):
     record: TicketRecord
     around: Surroundings
     placement: Placement
+
+
+class WatchedRow(NamedTuple):
+    """A ticket the SLA sweep reads: what its view needs, and whether it was announced
+    as at risk already."""
+
+    record: TicketRecord
+    around: Surroundings
+    at_risk_announced: bool
 
 
 _TICKETS = cast(Table, Ticket.__table__)
@@ -256,15 +261,25 @@ def _change_rows(rows: Sequence[Row[Any]]) -> list[ChangeRow]:
     for row in rows:
         values: list[Any] = list(row)
         (read,) = _read_rows([values[:-2]])
-        placement = Placement(bool(values[-2]), values[-1], read.queue_key[0])
+        group_rank, severity_rank = read.queue_key[:2]
+        placement = Placement(bool(values[-2]), values[-1], group_rank, severity_rank)
         found.append(ChangeRow(read.record, read.around, placement))
+    return found
+
+
+def _watched_rows(rows: Sequence[Row[Any]]) -> list[WatchedRow]:
+    found = []
+    for row in rows:
+        values: list[Any] = list(row)
+        (read,) = _read_rows([values[:-1]])
+        found.append(WatchedRow(read.record, read.around, values[-1] is not None))
     return found
 
 
 def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
     t = _TICKETS
     kind = shape[0]
-    if kind in ("change", "claim"):
+    if kind in ("change", "claim", "waiting"):
         # The ticket locked for this transaction with its placement (on PostgreSQL; SQLite
         # runs one write transaction at a time). A claim passes over a ticket another
         # claimer holds rather than wait for it.
@@ -272,12 +287,43 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
         if kind == "change":
             stmt = stmt.where(t.c.id == bindparam("ticket_id"))
             return stmt.with_for_update(of=t)
+        if kind == "waiting":
+            # The customers' tickets whose place depends on blockers: held or queued.
+            waiting: tuple[ColumnElement[str], ...] = (
+                literal_column("'awaiting_customer'"),
+                literal_column("'open'"),
+            )
+            stmt = stmt.where(
+                t.c.customer_id.in_(bindparam("customer_ids", expanding=True)),
+                t.c.status.in_(waiting),
+            )
+            return stmt.order_by(t.c.id).with_for_update(of=t)
         stmt = _shape(stmt, ("queue", False)).where(
             t.c.id.not_in(bindparam("skip", expanding=True))
         )
         return stmt.with_for_update(of=t, skip_locked=True)
     if kind == "one":
         return stmt.where(t.c.id == bindparam("ticket_id"))
+    if kind == "sla":
+        # A range scan of the partial index ix_tickets_sla_watch: the statuses are
+        # literals, so that both databases can match the query to the index's predicate
+        # (SQLite never can with bound values).
+        closed: tuple[ColumnElement[str], ...] = (
+            literal_column("'resolved'"),
+            literal_column("'closed'"),
+        )
+        due_before = bindparam("due_before", type_=t.c.first_response_due.type)
+        return (
+            stmt.add_columns(t.c.sla_at_risk_notified_at)
+            .where(
+                t.c.first_response_at.is_(None),
+                t.c.sla_breached_notified_at.is_(None),
+                t.c.status.not_in(closed),
+                t.c.first_response_due < due_before,
+            )
+            .order_by(t.c.first_response_due, t.c.id)
+            .limit(bindparam("limit", type_=Integer))
+        )
     if kind == "page":
         names, after = cast(tuple[str, ...], shape[1]), shape[2]
         for name in names:
@@ -301,19 +347,28 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
     return stmt.order_by(*order).limit(bindparam("limit"))
 
 
+def sla_watch_query(postgres: bool) -> Select[Any]:
+    """The SLA sweep's read, bound by ``due_before``, ``limit`` and ``today``: unanswered
+    tickets not yet announced as breached, due before ``due_before``, by due time, each
+    with what its view needs and whether it was announced as at risk."""
+    return _shape(_read_select(postgres), ("sla",))
+
+
 _UPDATES: dict[tuple[str, ...], Update] = {}
 
 
 def ticket_update(names: tuple[str, ...]) -> Update:
     """``UPDATE tickets`` of the columns ``names`` (bound as ``u_<name>``) of the ticket
-    ``u_id``, its version counted up; built once per set of columns."""
+    ``u_id``, its version counted up when ``updated_at`` is among them (the ticket was
+    touched); built once per set of columns."""
     statement = _UPDATES.get(names)
     if statement is None:
         t = _TICKETS
         values: dict[str, Any] = {
             name: bindparam(f"u_{name}", type_=t.c[name].type) for name in names
         }
-        values["version"] = t.c.version + 1
+        if "updated_at" in names:
+            values["version"] = t.c.version + 1
         statement = _UPDATES[names] = (
             update(t).where(t.c.id == bindparam("u_id", type_=t.c.id.type)).values(values)
         )
@@ -454,6 +509,33 @@ class TicketRepository(Repository):
         rows = _change_rows((await connection.execute(stmt, params)).all())
         return rows[0] if rows else None
 
+    async def read_waiting(self, customer_ids: Sequence[str], today: date) -> list[ChangeRow]:
+        """The customers' held and queued tickets, locked, by id, each as
+        ``read_for_change`` reads it: one statement."""
+        stmt = self._statement("waiting")
+        connection = await self.session.connection()
+        params = self._params(today, customer_ids=list(customer_ids))
+        return _change_rows((await connection.execute(stmt, params)).all())
+
+    async def latest_version_of(self, code: str | None) -> str | None:
+        """The product's latest version in the catalogue; None for no product."""
+        if code is None:
+            return None
+        products = cast(Table, Product.__table__)
+        stmt = select(products.c.latest_version).where(products.c.code == code)
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).scalar_one_or_none()
+
+    async def customer_of(self, ticket_id: str) -> str | None:
+        """The ticket's customer; None when the ticket does not exist or the caller may
+        not see it."""
+        t = _TICKETS
+        stmt = select(t.c.customer_id).where(t.c.id == ticket_id)
+        if self.scope is not None:
+            stmt = stmt.where(t.c.customer_id == self.scope)
+        connection = await self.session.connection()
+        return (await connection.execute(stmt)).scalar_one_or_none()
+
     async def customer_visible(self, customer_id: str) -> bool:
         """Whether the customer exists and the caller may see it."""
         customers = cast(Table, Customer.__table__)
@@ -462,22 +544,6 @@ class TicketRepository(Repository):
             stmt = stmt.where(customers.c.id == self.scope)
         connection = await self.session.connection()
         return (await connection.execute(stmt)).first() is not None
-
-    async def list_page(
-        self,
-        params: PageParams,
-        *,
-        q: str | None = None,
-        include_internal: bool = True,
-        **filters: Any,
-    ) -> tuple[list[Ticket], str | None]:
-        stmt = self._base()
-        for name, value in filters.items():
-            if value is not None:
-                stmt = stmt.where(getattr(Ticket, name) == value)
-        if q:
-            stmt = stmt.where(self._matches(q, include_internal=include_internal))
-        return await fetch_page(self.session, stmt, Ticket.id, params)
 
     def _matches(self, q: str, *, include_internal: bool) -> ColumnElement[bool]:
         """Words in subject, description, steps, environment or comments.
@@ -505,100 +571,37 @@ class TicketRepository(Repository):
             conditions.append(or_(*fields, exists(comments.where(in_comment))))
         return and_(*conditions)
 
-    async def list_waiting_for_customer(self, customer_id: str) -> list[Ticket]:
-        """The customer's tickets whose place depends on blockers: held or queued."""
-        stmt = (
-            select(Ticket)
-            .where(
-                Ticket.customer_id == customer_id,
-                Ticket.status.in_(("awaiting_customer", "open")),
-            )
-            .order_by(Ticket.id)
-        )
-        return list((await self.session.scalars(stmt)).all())
+    # Housekeeping ----------------------------------------------------------------
 
-    async def pauses_for(self, ticket_ids: Iterable[str]) -> dict[str, list[TicketPause]]:
-        ids = list(set(ticket_ids))
-        found: dict[str, list[TicketPause]] = defaultdict(list)
-        if not ids:
-            return found
-        if any(isinstance(obj, TicketPause) for obj in self.session.new):
-            # The session does not autoflush: a pause that ended in this transaction
-            # must be written before it can be read, or the due time would miss it.
-            await self.session.flush()
-        stmt = select(TicketPause).where(TicketPause.ticket_id.in_(ids)).order_by(TicketPause.id)
-        for pause in (await self.session.scalars(stmt)).all():
-            found[pause.ticket_id].append(pause)
-        return found
-
-    def add_pause(self, pause: TicketPause) -> None:
-        self.session.add(pause)
-
-    async def latest_versions(self, codes: Iterable[str | None]) -> dict[str, str | None]:
-        wanted = {c for c in codes if c}
-        if not wanted:
-            return {}
-        stmt = select(Product.code, Product.latest_version).where(Product.code.in_(wanted))
-        return {row[0]: row[1] for row in (await self.session.execute(stmt)).all()}
-
-    # The queue ------------------------------------------------------------------
-
-    def _queue(self) -> Select[Ticket]:
-        # One range scan of the partial index ix_tickets_queue, in working order.
-        return (
-            select(Ticket)
-            .where(Ticket.status == "open")
-            .order_by(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
-        )
-
-    async def queue_page(self, limit: int, after: QueueKey | None) -> list[Ticket]:
-        stmt = self._queue()
-        if after is not None:
-            key = tuple_(Ticket.queue_group, Ticket.severity_rank, Ticket.received_at, Ticket.id)
-            stmt = stmt.where(key > tuple_(*after))
-        return list((await self.session.scalars(stmt.limit(limit))).all())
-
-    async def next_in_queue(self, *, skip: Iterable[str] = ()) -> Ticket | None:
-        """The first open ticket, locked for this transaction.
-
-        On PostgreSQL ``FOR UPDATE SKIP LOCKED``: a ticket another claimer has locked
-        is passed over, not waited for. SQLite runs one write transaction at a time.
-        """
-        stmt = self._queue().limit(1)
-        skipped = list(skip)
-        if skipped:
-            stmt = stmt.where(Ticket.id.not_in(skipped))
-        if self.is_postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return (await self.session.scalars(stmt)).first()
-
-    async def awaiting_first_response(self, due_before: datetime, limit: int) -> list[Ticket]:
-        """Unanswered tickets, not yet announced as breached, due before ``due_before``."""
-        stmt = sla_watch_query(due_before, limit)
-        return list((await self.session.scalars(stmt)).all())
+    async def awaiting_first_response(
+        self, due_before: datetime, limit: int, today: date
+    ) -> list[WatchedRow]:
+        """Unanswered tickets, not yet announced as breached, due before ``due_before``,
+        by due time, each with what its view needs: one statement."""
+        stmt = self._statement("sla")
+        connection = await self.session.connection()
+        params = self._params(today, due_before=due_before, limit=limit)
+        return _watched_rows((await connection.execute(stmt, params)).all())
 
     async def claim_sla_notices(
-        self, tickets: list[Ticket], breached: bool, now: datetime
-    ) -> list[Ticket]:
-        """Mark ``tickets`` as announced (breached, else at risk), each only if no one has
+        self, ticket_ids: list[str], breached: bool, now: datetime
+    ) -> set[str]:
+        """Mark the tickets as announced (breached, else at risk), each only if no one has
         yet; the ones this transaction marked, to announce. On PostgreSQL a concurrent
         sweep's UPDATE waits for this one to commit and then finds the mark set; on
         SQLite the write lock runs sweeps one after the other."""
-        if not tickets:
-            return []
-        column = Ticket.sla_breached_notified_at if breached else Ticket.sla_at_risk_notified_at
+        if not ticket_ids:
+            return set()
+        t = _TICKETS
+        column = t.c.sla_breached_notified_at if breached else t.c.sla_at_risk_notified_at
         stmt = (
-            update(Ticket)
-            .where(Ticket.id.in_([t.id for t in tickets]), column.is_(None))
+            update(t)
+            .where(t.c.id.in_(ticket_ids), column.is_(None))
             .values({column: now})
-            .returning(Ticket.id)
-            .execution_options(synchronize_session=False)
+            .returning(t.c.id)
         )
-        claimed = set((await self.session.scalars(stmt)).all())
-        mine = [t for t in tickets if t.id in claimed]
-        for ticket in mine:
-            set_committed_value(ticket, column.key, now)
-        return mine
+        connection = await self.session.connection()
+        return set((await connection.execute(stmt)).scalars().all())
 
     async def customers_whose_contracts_turn(self, today: date) -> list[str]:
         """Customers with a contract starting today or having ended yesterday: their
@@ -647,22 +650,3 @@ class TicketRepository(Repository):
     ) -> tuple[list[Escalation], str | None]:
         stmt = select(Escalation).where(Escalation.ticket_id == ticket_id)
         return await fetch_page(self.session, stmt, Escalation.id, params)
-
-
-def sla_watch_query(due_before: datetime, limit: int) -> Select[Ticket]:
-    """The SLA sweep's query: a range scan of the partial index ix_tickets_sla_watch.
-
-    The statuses are literals, not parameters, so that both databases can match the
-    query to the index's predicate (SQLite never can with bound values).
-    """
-    return (
-        select(Ticket)
-        .where(
-            Ticket.first_response_at.is_(None),
-            Ticket.sla_breached_notified_at.is_(None),
-            Ticket.status.not_in([literal_column("'resolved'"), literal_column("'closed'")]),
-            Ticket.first_response_due < due_before,
-        )
-        .order_by(Ticket.first_response_due)
-        .limit(limit)
-    )

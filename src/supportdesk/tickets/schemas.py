@@ -23,7 +23,6 @@ from supportdesk.products.schemas import PRODUCT_CODE_PATTERN
 if TYPE_CHECKING:
     from supportdesk.config import BusinessRules
     from supportdesk.models import Escalation
-    from supportdesk.tickets.service import TicketView
 
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
@@ -206,46 +205,6 @@ class AttachmentRead(ResponseModel):
     size: int
     sha256: str
     created_at: datetime
-
-
-def ticket_read(view: TicketView) -> TicketRead:
-    t = view.ticket
-    return TicketRead(
-        id=t.id,
-        customer_id=t.customer_id,
-        contact_id=t.contact_id,
-        category=TicketCategory(t.category),
-        severity=Severity(t.severity),
-        status=TicketStatus(t.status),
-        subject=t.subject,
-        description=t.description,
-        steps_to_reproduce=t.steps_to_reproduce,
-        product=t.product,
-        addon_version=t.addon_version,
-        environment=EnvironmentRead(
-            os=t.env_os,
-            host_application=t.env_host_application,
-            host_version=t.env_host_version,
-            database_server=t.env_database_server,
-            extra=dict(t.env_extra or {}),
-        ),
-        support_group=view.support_group,
-        blockers=list(view.blockers),
-        held=view.held,
-        received_at=t.received_at,
-        first_response_due=view.first_response_due,
-        first_response_at=t.first_response_at,
-        sla_state=view.sla_state,
-        next_business_window=t.next_business_window,
-        concept=t.concept,
-        concept_en=t.concept_en,
-        proposed_appointments=[
-            AppointmentRead.model_validate(a) for a in t.proposed_appointments or []
-        ],
-        dongle_received_at=t.dongle_received_at,
-        assignee_key_id=t.assignee_key_id,
-        updated_at=t.updated_at,
-    )
 
 
 def escalation_read(escalation: Escalation, rules: BusinessRules) -> EscalationRead:

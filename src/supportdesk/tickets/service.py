@@ -12,8 +12,7 @@ import logging
 import mimetypes
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,10 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules, Settings
-from supportdesk.customers.repository import ContactRepository, CustomerRepository
-from supportdesk.customers.service import StandingService
-from supportdesk.domain.blockers import Blocker
 from supportdesk.domain.calendar import Interval
 from supportdesk.domain.errors import NotApplicable, RuleViolation
 from supportdesk.domain.files import sniff_image
-from supportdesk.domain.groups import Severity, SupportGroup, group_of
+from supportdesk.domain.groups import Severity, group_of
 from supportdesk.domain.sla import SlaState
 from supportdesk.domain.tickets import (
     TicketCategory,
@@ -39,8 +35,6 @@ from supportdesk.domain.tickets import (
     check_transition,
     initial_status,
     move_status,
-    status_after_blockers_change,
-    status_after_customer_answer,
 )
 from supportdesk.errors import (
     BusinessRuleViolation,
@@ -49,7 +43,7 @@ from supportdesk.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from supportdesk.events.service import EVENTS, EventRecorder, event_row
+from supportdesk.events.service import EVENTS, event_row
 from supportdesk.kit.audit import audit_row, creation_changes
 from supportdesk.kit.auth import Principal, Role
 from supportdesk.kit.clock import utcnow
@@ -58,13 +52,7 @@ from supportdesk.kit.ids import new_id
 from supportdesk.kit.pagination import PageParams
 from supportdesk.kit.repository import Writes, table_of
 from supportdesk.kit.uploads import ReceivedFile
-from supportdesk.models import (
-    Attachment,
-    Comment,
-    Escalation,
-    Ticket,
-    TicketPause,
-)
+from supportdesk.models import Attachment, Comment, Escalation
 from supportdesk.tickets.changes import (
     AUDIT_LOG,
     TICKET_COLUMNS,
@@ -79,28 +67,25 @@ from supportdesk.tickets.schemas import (
     EscalationCreate,
     TicketCreate,
     TicketUpdate,
-    ticket_read,
 )
 from supportdesk.tickets.views import Derived, derive, derive_row
 
 COMMENTS = table_of(Comment)
+ATTACHMENTS = table_of(Attachment)
+# What an edit replaces as it is given (and the product, with its latest version).
+_EDITABLE = (
+    "subject",
+    "description",
+    "steps_to_reproduce",
+    "addon_version",
+    "concept",
+    "concept_en",
+)
 
 _SAFE_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+$")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 # The bidi controls that make a name read otherwise than it is ("invoice\u202egpj.exe").
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """A ticket with what is derived from the customer's standing now."""
-
-    ticket: Ticket
-    support_group: SupportGroup
-    blockers: tuple[Blocker, ...]
-    held: bool
-    first_response_due: datetime
-    sla_state: SlaState
 
 
 def _appointments(items: Sequence[Appointment] | None) -> list[dict[str, str]]:
@@ -118,13 +103,6 @@ def _intervals(stored: list[dict[str, str]]) -> list[Interval]:
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class _Surroundings:
-    groups: Mapping[str, SupportGroup]
-    latest: Mapping[str, str | None]
-    pauses: Mapping[str, list[TicketPause]]
 
 
 class TicketReader:
@@ -204,156 +182,19 @@ class TicketService:
         principal: Principal | None = None,
         settings: Settings | None = None,
     ) -> None:
-        self.session = session
         self.rules = rules
         self.principal = principal
         self.settings = settings
-        scope = principal.customer_scope if principal else None
-        self.tickets = TicketRepository(session, scope)
-        self.customers = CustomerRepository(session, scope)
-        self.contacts = ContactRepository(session, scope)
-        self.standing = StandingService(session, rules)
-        self.events = EventRecorder(session)
-
-    # Deriving what a ticket looks like now ---------------------------------------------
-
-    async def views(self, tickets: Sequence[Ticket]) -> list[TicketView]:
-        if not tickets:
-            return []
-        return self._derive(tickets, await self._surroundings(tickets))
-
-    async def _surroundings(self, tickets: Sequence[Ticket]) -> _Surroundings:
-        """What a ticket's view depends on beyond the ticket, for many at once."""
-        groups = await self.standing.groups_by_id(t.customer_id for t in tickets)
-        latest = await self.tickets.latest_versions(t.product for t in tickets)
-        pauses = await self.tickets.pauses_for(t.id for t in tickets)
-        return _Surroundings(groups, latest, pauses)
-
-    def _derive(self, tickets: Sequence[Ticket], around: _Surroundings) -> list[TicketView]:
-        now = utcnow()
-        return [
-            self._evaluate(
-                t,
-                around.groups[t.customer_id],
-                around.latest.get(t.product) if t.product else None,
-                [(p.started_at, p.ended_at) for p in around.pauses.get(t.id, [])],
-                now,
-            )
-            for t in tickets
-        ]
-
-    async def view(self, ticket: Ticket) -> TicketView:
-        return (await self.views([ticket]))[0]
-
-    def _evaluate(
-        self,
-        ticket: Ticket,
-        group: SupportGroup,
-        latest_version: str | None,
-        pauses: list[Interval],
-        now: datetime,
-    ) -> TicketView:
-        d = derive(TicketRecord.of(ticket), group, latest_version, pauses, self.rules, now)
-        return TicketView(
-            ticket, d.support_group, d.blockers, d.held, d.first_response_due, d.sla_state
-        )
-
-    # Status changes and the events they raise -------------------------------------------
-
-    def _set_status(self, ticket: Ticket, status: TicketStatus, now: datetime) -> bool:
-        move = move_status(TicketStatus(ticket.status), ticket.paused_since, status, now)
-        if move is None:
-            return False
-        if move.ended_pause is not None:
-            started, ended = move.ended_pause
-            self.tickets.add_pause(
-                TicketPause(ticket_id=ticket.id, started_at=started, ended_at=ended)
-            )
-        for name, value in move.changes.items():
-            setattr(ticket, name, value)
-        return True
-
-    @staticmethod
-    def _place(ticket: Ticket, view: TicketView) -> None:
-        """Keep the stored copies of what is derived: the due time and the queue group."""
-        ticket.first_response_due = view.first_response_due
-        ticket.queue_group = view.support_group.rank
-
-    def _touch(self, ticket: Ticket, now: datetime) -> None:
-        ticket.updated_at = now
-        ticket.version += 1
-
-    def _publish(self, event_type: str, view: TicketView, **extra: object) -> None:
-        data = ticket_read(view).model_dump(mode="json")
-        if extra:
-            data = {**data, **extra}
-        self.events.record(
-            event_type,
-            resource_type="ticket",
-            resource_id=view.ticket.id,
-            customer_id=view.ticket.customer_id,
-            data=data,
-        )
-
-    async def _settle(
-        self,
-        ticket: Ticket,
-        before: TicketView,
-        now: datetime,
-        *,
-        customer_answered: bool = False,
-    ) -> TicketView:
-        """Place the ticket after its facts changed: blockers clearing open it, new ones
-        hold it, a customer's answer sends it back to the queue."""
-        view = await self.view(ticket)
-        status = status_after_blockers_change(TicketStatus(ticket.status), ticket.held, view.held)
-        ticket.held = view.held
-        if customer_answered:
-            status = status_after_customer_answer(status, view.held)
-        old_status = ticket.status
-        if self._set_status(ticket, status, now):
-            view = await self.view(ticket)
-            self._publish("ticket.status_changed", view, previous_status=old_status)
-        if before.blockers and not view.blockers:
-            self._publish("ticket.blockers_cleared", view)
-        self._place(ticket, view)
-        return view
+        self.tickets = TicketRepository(session, principal.customer_scope if principal else None)
 
     # Use cases ---------------------------------------------------------------------
 
-    async def _require(self, ticket_id: str) -> Ticket:
-        ticket = await self.tickets.get_by_id(ticket_id)
-        if ticket is None:
+    async def _visible(self, ticket_id: str) -> str:
+        """The ticket's customer, when the caller may see the ticket."""
+        customer_id = await self.tickets.customer_of(ticket_id)
+        if customer_id is None:
             raise NotFound.of("ticket", ticket_id)
-        return ticket
-
-    async def get_ticket(self, ticket_id: str) -> TicketView:
-        return await self.view(await self._require(ticket_id))
-
-    async def list_tickets(
-        self,
-        params: PageParams,
-        *,
-        status: TicketStatus | None = None,
-        customer_id: str | None = None,
-        category: TicketCategory | None = None,
-        severity: Severity | None = None,
-        q: str | None = None,
-    ) -> tuple[list[TicketView], str | None]:
-        if customer_id is not None and await self.customers.get_by_id(customer_id) is None:
-            # Another customer's id in a filter is as unknown as one that does not exist.
-            raise NotFound.of("customer", customer_id)
-        rows, next_cursor = await self.tickets.list_page(
-            params,
-            status=status.value if status else None,
-            customer_id=customer_id,
-            category=category.value if category else None,
-            severity=severity.value if severity else None,
-            q=q,
-            # A customer finds its tickets by what it can read, never by internal notes.
-            include_internal=not self._by_customer,
-        )
-        return await self.views(rows), next_cursor
+        return customer_id
 
     async def open_ticket(self, data: TicketCreate) -> tuple[TicketRecord, Derived]:
         """A new ticket: held for the customer while blockers hold it, else queued.
@@ -442,61 +283,56 @@ class TicketService:
         await self.tickets.write(writes)
         return record, view
 
-    async def _check_contact(self, customer_id: str, contact_id: str | None) -> None:
-        if (
-            contact_id is not None
-            and await self.contacts.get_of_customer(customer_id, contact_id) is None
-        ):
-            raise NotFound.of("contact", contact_id)
-
     @property
     def _by_customer(self) -> bool:
         return self.principal is not None and self.principal.role is Role.customer
 
     async def update_ticket(
         self, ticket_id: str, data: TicketUpdate, *, if_match: str | None = None
-    ) -> TicketView:
-        """Customer-side edits; blockers are recomputed and the ticket placed anew."""
-        ticket = await self.tickets.get_by_id(ticket_id, for_update=True)
-        if ticket is None:
-            raise NotFound.of("ticket", ticket_id)
-        require_match(if_match, ticket.id, ticket.updated_at)
-        before = await self.view(ticket)
-        changes = data.model_dump(exclude_unset=True)
-        if "environment" in changes:
+    ) -> tuple[TicketRecord, Derived]:
+        """Customer-side edits; blockers are recomputed and the ticket placed anew. The
+        ticket is locked while ``If-Match`` is checked against its stored version."""
+        now = utcnow()
+        change = await self._change(ticket_id, now)
+        require_match(if_match, change.id, change.get("updated_at"))
+        before = change.view(self.rules, now)
+        given = data.model_dump(exclude_unset=True)
+        if "environment" in given:
             env = data.environment
             if env is None:
-                ticket.env_os = ticket.env_host_application = None
-                ticket.env_host_version = ticket.env_database_server = None
-                ticket.env_extra = {}
+                change.set(
+                    env_os=None,
+                    env_host_application=None,
+                    env_host_version=None,
+                    env_database_server=None,
+                    env_extra={},
+                )
             else:
                 for name in env.model_fields_set:
                     value = getattr(env, name)
                     if name == "extra":
-                        ticket.env_extra = dict(value or {})
+                        change.set(env_extra=dict(value or {}))
                     else:
-                        setattr(ticket, f"env_{name}", value)
-        if "proposed_appointments" in changes:
-            ticket.proposed_appointments = _appointments(data.proposed_appointments)
-        for name in ("subject", "description", "steps_to_reproduce", "product", "addon_version"):
-            if name in changes:
-                setattr(ticket, name, changes[name])
-        for name in ("concept", "concept_en"):
-            if name in changes:
-                setattr(ticket, name, changes[name])
+                        change.set(**{f"env_{name}": value})
+        if "proposed_appointments" in given:
+            change.set(proposed_appointments=_appointments(data.proposed_appointments))
+        change.set(**{name: given[name] for name in _EDITABLE if name in given})
+        if "product" in given and given["product"] != change.before["product"]:
+            # Blockers compare the version given with the new product's latest.
+            latest = await self.tickets.latest_version_of(given["product"])
+            change.name_product(given["product"], latest)
         if data.severity is not None:
-            ticket.severity = data.severity.value
-            ticket.severity_rank = Severity(data.severity).rank
+            severity = Severity(data.severity)
+            change.set(severity=severity.value, severity_rank=severity.rank)
         check_appointments(
-            TicketCategory(ticket.category),
-            _intervals(ticket.proposed_appointments),
+            TicketCategory(change.get("category")),
+            _intervals(change.get("proposed_appointments") or []),
             self.rules.installation_calendar,
         )
-        now = utcnow()
-        self._touch(ticket, now)
-        view = await self._settle(ticket, before, now, customer_answered=self._by_customer)
-        await self.tickets.flush()
-        return view
+        change.touch(now)
+        view = change.settle(before, self.rules, now, customer_answered=self._by_customer)
+        await self.tickets.write(change.writes())
+        return change.record(), view
 
     async def _change(self, ticket_id: str, now: datetime) -> TicketChange:
         """The ticket, locked for this transaction, to be changed through Core."""
@@ -589,7 +425,7 @@ class TicketService:
     async def list_comments(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Comment], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_comments(
             ticket_id, params, include_internal=not self._by_customer
         )
@@ -619,20 +455,22 @@ class TicketService:
     async def list_escalations(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Escalation], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_escalations(ticket_id, params)
 
     async def record_dongle_return(
         self, ticket_id: str, received_at: datetime | None
-    ) -> TicketView:
-        ticket = await self._require(ticket_id)
-        if ticket.category != TicketCategory.HARDWARE_EXCHANGE:
-            raise NotApplicable("only a hardware_exchange ticket has a dongle to return")
+    ) -> tuple[TicketRecord, Derived]:
+        """The defective dongle of a hardware exchange is back (at ``received_at``, else
+        now): the ticket may be closed from now on."""
         now = utcnow()
-        ticket.dongle_received_at = received_at or now
-        self._touch(ticket, now)
-        await self.tickets.flush()
-        return await self.view(ticket)
+        change = await self._change(ticket_id, now)
+        if change.get("category") != TicketCategory.HARDWARE_EXCHANGE:
+            raise NotApplicable("only a hardware_exchange ticket has a dongle to return")
+        change.set(dongle_received_at=received_at or now)
+        change.touch(now)
+        await self.tickets.write(change.writes())
+        return change.record(), change.view(self.rules, now)
 
     # Attachments ----------------------------------------------------------------------
 
@@ -659,9 +497,9 @@ class TicketService:
             )
         return limits[kind]
 
-    async def _quota_left(self, ticket: Ticket) -> int:
+    async def _quota_left(self, customer_id: str) -> int:
         assert self.settings is not None
-        used = await self.tickets.attachment_bytes_of_customer(ticket.customer_id)
+        used = await self.tickets.attachment_bytes_of_customer(customer_id)
         return self.settings.attachment_quota_bytes - used
 
     async def prepare_upload(self, ticket_id: str, kind: str | None) -> int:
@@ -669,9 +507,9 @@ class TicketService:
         given first) is known, and the customer's quota has room. The most bytes the
         file may have."""
         assert self.settings is not None
-        ticket = await self._require(ticket_id)
+        customer_id = await self._visible(ticket_id)
         limit = self.kind_limit(kind, loc="query")
-        left = await self._quota_left(ticket)
+        left = await self._quota_left(customer_id)
         if left <= 0:
             raise PayloadTooLarge(
                 "The customer's attachment quota "
@@ -684,11 +522,12 @@ class TicketService:
         screenshot only if its bytes are an image. A screenshot or a backup can clear
         blockers."""
         assert self.settings is not None
-        ticket = await self._require(ticket_id)
+        now = utcnow()
+        change = await self._change(ticket_id, now)
         limit = self.kind_limit(kind)
         if received.size > limit:
             raise PayloadTooLarge(f"A {kind} may be at most {limit} bytes.")
-        if received.size > await self._quota_left(ticket):
+        if received.size > await self._quota_left(change.get("customer_id")):
             raise PayloadTooLarge(
                 "The file does not fit into the customer's attachment quota "
                 f"({self.settings.attachment_quota_bytes} bytes)."
@@ -696,17 +535,16 @@ class TicketService:
         image_type = sniff_image(received.head)
         if kind == "screenshot" and image_type is None:
             raise BusinessRuleViolation("A screenshot must be a PNG, JPEG, GIF or WebP image.")
-        before = await self.view(ticket)
-        now = utcnow()
+        before = change.view(self.rules, now)
         attachment = Attachment(
             id=new_id("att"),
-            ticket_id=ticket.id,
+            ticket_id=change.id,
             kind=kind,
             filename=safe_filename(received.filename),
             content_type=_content_type(image_type, received),
             size=received.size,
             sha256=received.sha256,
-            storage_key=f"{ticket.id}/{new_id('blob')}",
+            storage_key=f"{change.id}/{new_id('blob')}",
             uploaded_by=self.principal.key_id if self.principal else None,
             created_at=now,
         )
@@ -714,14 +552,16 @@ class TicketService:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(received.path, target)
         try:
-            self.session.add(attachment)
+            change.rows.insert(
+                ATTACHMENTS, {c.key: getattr(attachment, c.key) for c in ATTACHMENTS.c}
+            )
             if kind == "screenshot":
-                ticket.has_image_screenshot = True
+                change.set(has_image_screenshot=True)
             if kind == "database_backup":
-                ticket.has_database_backup = True
-            self._touch(ticket, now)
-            await self._settle(ticket, before, now, customer_answered=self._by_customer)
-            await self.tickets.flush()
+                change.set(has_database_backup=True)
+            change.touch(now)
+            change.settle(before, self.rules, now, customer_answered=self._by_customer)
+            await self.tickets.write(change.writes())
         except BaseException:
             target.unlink(missing_ok=True)
             raise
@@ -730,11 +570,11 @@ class TicketService:
     async def list_attachments(
         self, ticket_id: str, params: PageParams
     ) -> tuple[list[Attachment], str | None]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         return await self.tickets.list_attachments(ticket_id, params)
 
     async def attachment_file(self, ticket_id: str, attachment_id: str) -> tuple[Attachment, Path]:
-        await self._require(ticket_id)
+        await self._visible(ticket_id)
         attachment = await self.tickets.get_attachment(ticket_id, attachment_id)
         if attachment is None:
             raise NotFound.of("attachment", attachment_id)
@@ -778,38 +618,36 @@ class TicketService:
     async def refresh_customer(self, customer_id: str) -> None:
         """Re-place the customer's held and queued tickets after its standing changed
         (a purchase, units running out, a contract starting or ending)."""
-        tickets = await self.tickets.list_waiting_for_customer(customer_id)
-        if not tickets:
+        await self._refresh([customer_id])
+
+    async def _refresh(self, customer_ids: Sequence[str]) -> None:
+        """The customers' held and queued tickets placed anew: one read of them, locked,
+        with what their views need; one write of every change."""
+        if not customer_ids:
             return
         now = utcnow()
-        for view in await self.views(tickets):
-            ticket = view.ticket
-            status = status_after_blockers_change(
-                TicketStatus(ticket.status), ticket.held, view.held
-            )
-            ticket.held = view.held
-            old = ticket.status
-            self._place(ticket, view)
-            if self._set_status(ticket, status, now):
-                self._touch(ticket, now)
-                settled = await self.view(ticket)
-                self._place(ticket, settled)
-                self._publish("ticket.status_changed", settled, previous_status=old)
-                if not settled.blockers:
-                    self._publish("ticket.blockers_cleared", settled)
-        await self.tickets.flush()
+        rows = await self.tickets.read_waiting(customer_ids, self.rules.calendar.local_date(now))
+        writes = Writes()
+        for row in rows:
+            change = TicketChange(row)
+            change.replace(self.rules, now)
+            change.writes(writes)
+        if writes.parts:
+            await self.tickets.write(writes)
 
     async def sweep_sla(self, horizon: timedelta = timedelta(days=7), limit: int = 1000) -> int:
         """Announce tickets that became at risk or breached, once each (a periodic sweep:
-        time alone moves a ticket into these states)."""
+        time alone moves a ticket into these states). One read of the candidates with
+        what their views need, the claims, one write of the events."""
         now = utcnow()
-        candidates = await self.tickets.awaiting_first_response(now + horizon, limit)
-        views = await self.views(candidates)
-        breached = [v.ticket for v in views if v.sla_state == SlaState.BREACHED]
+        today = self.rules.calendar.local_date(now)
+        rows = await self.tickets.awaiting_first_response(now + horizon, limit, today)
+        views = [(row, derive_row(row, self.rules, now)) for row in rows]
+        breached = [row.record.id for row, view in views if view.sla_state == SlaState.BREACHED]
         at_risk = [
-            v.ticket
-            for v in views
-            if v.sla_state == SlaState.AT_RISK and v.ticket.sla_at_risk_notified_at is None
+            row.record.id
+            for row, view in views
+            if view.sla_state == SlaState.AT_RISK and not row.at_risk_announced
         ]
         # Claimed in the database before anything is published: another worker or replica
         # sweeping at the same moment announces only what it claimed itself.
@@ -817,23 +655,24 @@ class TicketService:
             "ticket.sla_breached": await self.tickets.claim_sla_notices(breached, True, now),
             "ticket.sla_at_risk": await self.tickets.claim_sla_notices(at_risk, False, now),
         }
-        announced = 0
-        for event_type, tickets in claimed.items():
-            ids = {t.id for t in tickets}
-            for view in views:
-                if view.ticket.id in ids:
-                    self._publish(event_type, view)
-                    announced += 1
-        await self.tickets.flush()
-        return announced
+        events = [
+            ticket_event(event_type, row.record, view)
+            for event_type, ids in claimed.items()
+            for row, view in views
+            if row.record.id in ids
+        ]
+        if events:
+            writes = Writes()
+            writes.insert(EVENTS, *events)
+            await self.tickets.write(writes)
+        return len(events)
 
     async def refresh_turning_contracts(self) -> int:
         """Re-place the tickets of customers whose contracts start or end with today's
         date; run now and then, so the queue follows the calendar by itself."""
         today = self.rules.calendar.local_date(utcnow())
         customer_ids = await self.tickets.customers_whose_contracts_turn(today)
-        for customer_id in customer_ids:
-            await self.refresh_customer(customer_id)
+        await self._refresh(customer_ids)
         return len(customer_ids)
 
 
@@ -880,7 +719,6 @@ __all__ = [
     "RuleViolation",
     "TicketReader",
     "TicketService",
-    "TicketView",
     "safe_filename",
     "served_type",
 ]

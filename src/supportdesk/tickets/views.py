@@ -23,7 +23,7 @@ from supportdesk.domain.calendar import Interval
 from supportdesk.domain.groups import Severity, SupportGroup, group_of
 from supportdesk.domain.sla import SlaState, first_response_due, sla_state
 from supportdesk.domain.tickets import TicketCategory
-from supportdesk.tickets.repository import ReadRow, Surroundings, TicketRecord
+from supportdesk.tickets.repository import ReadRow, Surroundings, TicketRecord, WatchedRow
 from supportdesk.tickets.schemas import AppointmentRead
 
 
@@ -117,7 +117,7 @@ def group_now(around: Surroundings) -> SupportGroup:
     return group_of(around.contract_valid, around.unit_balance)
 
 
-def derive_row(row: ReadRow, rules: BusinessRules, now: datetime) -> Derived:
+def derive_row(row: ReadRow | WatchedRow, rules: BusinessRules, now: datetime) -> Derived:
     around = row.around
     return derive(row.record, group_now(around), around.latest_version, around.pauses, rules, now)
 
