@@ -157,7 +157,10 @@ ROUTES: dict[tuple[str, str], Audited | NoAudit] = {
         "ticket create", note="every field, the held status and the due time included"
     ),
     ("PATCH", "/api/v1/tickets/{ticket_id}"): leaves(
-        "ticket update", note="the customer-side fields changed, and the due time they move"
+        "ticket update",
+        "ticket transition",
+        note="the customer-side fields changed, and the due time they move; clearing the "
+        "last blocker, or the customer's answer, opens the ticket",
     ),
     ("POST", "/api/v1/tickets/{ticket_id}/transitions"): leaves(
         "ticket transition", note="status before and after, assignee, pause, first response"
@@ -176,7 +179,10 @@ ROUTES: dict[tuple[str, str], Audited | NoAudit] = {
     ),
     ("POST", "/api/v1/tickets/{ticket_id}/attachments"): leaves(
         "ticket update",
-        note="a screenshot sets has_image_screenshot; a log file changes no audited field: none",
+        "ticket transition",
+        note="a screenshot sets has_image_screenshot and may clear the last blocker (the "
+        "held ticket opens); the customer's upload answers a question (back to open); "
+        "otherwise a log file changes no audited field: none",
     ),
     ("POST", "/api/v1/queue/claim"): leaves(
         "ticket transition", note="open to in_progress, assigned to the caller"
@@ -1408,12 +1414,226 @@ SESSIONS = [
     ),
 ]
 
+# A standard customer's own upload or edit opens a ticket held for them: one change of
+# the ticket, one audit row with every field it changed.
+TWO_BUSINESS_DAYS = 2 * 24 * 60  # in minutes, from within business hours
+OPENED_BY_THE_CUSTOMER = [
+    Step(
+        "register a customer",
+        ("POST", "/api/v1/customers"),
+        "admin",
+        body={"name": "Kunde ohne Vertrag"},
+        status=201,
+        save={"c": "id"},
+        expect=(Row("customer", "c", "create", {"name": (None, "Kunde ohne Vertrag")}),),
+    ),
+    Step(
+        "issue a key bound to the customer",
+        ("POST", "/api/v1/api-keys"),
+        "admin",
+        body={"name": "walk add-on", "role": "customer", "customer_id": Ref("c")},
+        status=201,
+        becomes="customer",
+        expect=(Row("api_key", "customer", "create", {"customer_id": (None, Ref("c"))}),),
+    ),
+    Step(
+        "a bug report without its screenshot: held",
+        ("POST", "/api/v1/tickets"),
+        "customer",
+        body=ticket_body(**COMPLETE),
+        status=201,
+        save={"shot": "id"},
+        expect=(
+            Row(
+                "ticket",
+                "shot",
+                "create",
+                {
+                    "status": (None, "awaiting_customer"),
+                    "held": (None, True),
+                    "paused_since": (None, NOW),
+                    "first_response_due": (None, When(minutes=TWO_BUSINESS_DAYS)),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "the customer uploads the screenshot: the last blocker clears, the ticket opens",
+        ATTACH,
+        "customer",
+        params={"ticket_id": "shot"},
+        files={"file": ("shot.png", PNG, "image/png")},
+        data={"kind": "screenshot"},
+        status=201,
+        expect=(
+            Row(
+                "ticket",
+                "shot",
+                "transition",
+                {
+                    "has_image_screenshot": (False, True),
+                    "held": (True, False),
+                    "status": ("awaiting_customer", "open"),
+                    "paused_since": (When("a bug report without its screenshot: held"), None),
+                    # The minute the clock stood moves the due time.
+                    "first_response_due": (
+                        When("a bug report without its screenshot: held", TWO_BUSINESS_DAYS),
+                        When("a bug report without its screenshot: held", TWO_BUSINESS_DAYS + 1),
+                    ),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "a bug report without steps or screenshot: held",
+        ("POST", "/api/v1/tickets"),
+        "customer",
+        body=ticket_body(environment=COMPLETE["environment"]),
+        status=201,
+        save={"steps": "id"},
+        expect=(Row("ticket", "steps", "create", {"status": (None, "awaiting_customer")}),),
+    ),
+    Step(
+        "its screenshot: still held by the missing steps",
+        ATTACH,
+        "customer",
+        params={"ticket_id": "steps"},
+        files={"file": ("shot.png", PNG, "image/png")},
+        data={"kind": "screenshot"},
+        status=201,
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "update",
+                {
+                    "has_image_screenshot": (False, True),
+                    "first_response_due": (
+                        When("a bug report without steps or screenshot: held", TWO_BUSINESS_DAYS),
+                        When(
+                            "a bug report without steps or screenshot: held", TWO_BUSINESS_DAYS + 1
+                        ),
+                    ),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "the customer adds the steps: the last blocker clears, the ticket opens",
+        ("PATCH", TICKET),
+        "customer",
+        params={"ticket_id": "steps"},
+        body={"steps_to_reproduce": "1. Import"},
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "transition",
+                {
+                    "steps_to_reproduce": (None, "1. Import"),
+                    "held": (True, False),
+                    "status": ("awaiting_customer", "open"),
+                    "paused_since": (
+                        When("a bug report without steps or screenshot: held"),
+                        None,
+                    ),
+                    "first_response_due": (
+                        When(
+                            "a bug report without steps or screenshot: held", TWO_BUSINESS_DAYS + 1
+                        ),
+                        When(
+                            "a bug report without steps or screenshot: held", TWO_BUSINESS_DAYS + 2
+                        ),
+                    ),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "a supporter asks the customer",
+        MOVE,
+        "agent",
+        params={"ticket_id": "steps"},
+        body={"to": "awaiting_customer"},
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "transition",
+                {
+                    "status": ("open", "awaiting_customer"),
+                    "first_response_at": (None, NOW),
+                    "paused_since": (None, NOW),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "the customer answers by editing the description: back to the queue",
+        ("PATCH", TICKET),
+        "customer",
+        params={"ticket_id": "steps"},
+        body={"description": "Es passiert nur mit Umlauten."},
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "transition",
+                {
+                    "description": (
+                        "Der Import bricht mit „Fehler 17“ ab.",
+                        "Es passiert nur mit Umlauten.",
+                    ),
+                    "status": ("awaiting_customer", "open"),
+                    "paused_since": (When("a supporter asks the customer"), None),
+                },
+            ),
+        ),
+    ),
+    Step(
+        "a supporter asks the customer again",
+        MOVE,
+        "agent",
+        params={"ticket_id": "steps"},
+        body={"to": "awaiting_customer"},
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "transition",
+                {"status": ("open", "awaiting_customer"), "paused_since": (None, NOW)},
+            ),
+        ),
+    ),
+    Step(
+        "the customer answers with a log file: back to the queue",
+        ATTACH,
+        "customer",
+        params={"ticket_id": "steps"},
+        files={"file": ("import.log", b"Fehler 17\n", "text/plain")},
+        data={"kind": "log"},
+        status=201,
+        expect=(
+            Row(
+                "ticket",
+                "steps",
+                "transition",
+                {
+                    "status": ("awaiting_customer", "open"),
+                    "paused_since": (When("a supporter asks the customer again"), None),
+                },
+            ),
+        ),
+    ),
+]
+
 SCENARIOS: dict[str, list[Step]] = {
     "keys_customers_webhooks": KEYS_CUSTOMERS_WEBHOOKS,
     "premium_ticket": PREMIUM_TICKET,
     "standard_tickets": STANDARD_TICKETS,
     "contract": CONTRACT,
     "sessions": SESSIONS,
+    "opened_by_the_customer": OPENED_BY_THE_CUSTOMER,
 }
 
 
