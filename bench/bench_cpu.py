@@ -23,6 +23,7 @@
    bench/results/cpu.json (on PostgreSQL; `cpu-sqlite.json` with `--sqlite`).
 
     python bench/bench_cpu.py [--quick] [--sqlite] [--iterations N] [--tickets N]
+                              [--database-name NAME]
     python bench/bench_cpu.py --profile "create ticket"   # pyinstrument, nothing written
 """
 
@@ -261,13 +262,14 @@ def seed_sqlite(path: Path, customers: int, tickets: int, sessions: int) -> None
 
 
 @asynccontextmanager
-async def bench_database(sqlite: bool) -> AsyncIterator[str]:
-    """A fresh database for the run; yields its SQLAlchemy URL."""
+async def bench_database(sqlite: bool, name: str = DATABASE) -> AsyncIterator[str]:
+    """A fresh database for the run (PostgreSQL: ``name``, dropped afterwards); yields its
+    SQLAlchemy URL."""
     if sqlite:
         with tempfile.TemporaryDirectory(prefix="supportdesk-bench-cpu-") as tmp:
             yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         return
-    async with postgres_database(DATABASE) as dsn:
+    async with postgres_database(name) as dsn:
         yield dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
@@ -465,6 +467,13 @@ async def main() -> int:
     parser.add_argument("--iterations", type=int, help=f"requests per scenario ({ITERATIONS})")
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=1_000)
+    # Two runs on one machine must not share (and drop) each other's database.
+    parser.add_argument(
+        "--database-name",
+        default=os.environ.get("SUPPORTDESK_BENCH_CPU_DATABASE", DATABASE),
+        help=f"the PostgreSQL database to create and drop ({DATABASE}, or "
+        "$SUPPORTDESK_BENCH_CPU_DATABASE)",
+    )
     parser.add_argument(
         "--profile", metavar="SCENARIO", choices=SCENARIOS, help="profile one scenario"
     )
@@ -483,7 +492,7 @@ async def main() -> int:
     begun = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="supportdesk-bench-cpu-") as tmp:
-        async with bench_database(args.sqlite) as url:
+        async with bench_database(args.sqlite, args.database_name) as url:
             await asyncio.to_thread(migrate.upgrade, url)
             t = time.perf_counter()
             if args.sqlite:
