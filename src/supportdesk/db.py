@@ -8,9 +8,11 @@ repositories never commit.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi import Request
@@ -18,6 +20,7 @@ from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -157,6 +160,19 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def build_read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """The engine's pool, for the hot reads that run on a bare connection.
+
+    On PostgreSQL in autocommit: a read of one statement is its own transaction, one
+    round trip instead of three (BEGIN, the statement, COMMIT). SQLite keeps its
+    transactions (``BEGIN IMMEDIATE``, see ``_configure_sqlite``), which the driver's
+    autocommit mode would undo on the connection's return to the pool.
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 # Where the idempotency middleware leaves the transaction it owns for a request.
 OWNED_SESSION_STATE = "idempotent_session"
 
@@ -171,6 +187,46 @@ class OwnedTransaction:
 
     session: AsyncSession
     failed: bool = False
+
+
+# Where a hot read takes its connection from: ``async with connect() as connection``.
+ReadConnect = Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+
+
+@asynccontextmanager
+async def _connection_of_a_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncConnection]:
+    async with sessionmaker() as session:
+        yield await session.connection()
+
+
+def connect_in(session: AsyncSession) -> ReadConnect:
+    """Reads on ``session``'s own connection, in its transaction: they see what it has
+    written (a use case reading back its change, a test)."""
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[AsyncConnection]:
+        yield await session.connection()
+
+    return connect
+
+
+async def get_read_connect(request: Request) -> ReadConnect:
+    """Where the hot reads take their connections: the read engine's pool, one
+    connection per statement, given back as soon as its rows are in. (A plain
+    dependency: one that yields costs each request FastAPI's exit stack and cancel
+    scopes, more than the checkout.)
+
+    Without the lifespan there is no read engine (the tests' app runs on one connection
+    in a transaction of its own): a read then runs in a session of the app's
+    sessionmaker, as every other query does there.
+    """
+    state = request.app.state
+    engine: AsyncEngine | None = getattr(state, "read_engine", None)
+    if engine is None:
+        return partial(_connection_of_a_session, state.sessionmaker)
+    return engine.connect
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

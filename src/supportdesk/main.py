@@ -23,7 +23,7 @@ from supportdesk.audit.endpoints import router as audit_router
 from supportdesk.config import BusinessRules, Settings, build_rules, get_settings
 from supportdesk.contracts.endpoints import router as contracts_router
 from supportdesk.customers.endpoints import router as customers_router
-from supportdesk.db import build_engine, build_sessionmaker
+from supportdesk.db import build_engine, build_read_engine, build_sessionmaker
 from supportdesk.errors import install_error_handlers
 from supportdesk.health.endpoints import router as health_router
 from supportdesk.kit.cors import CorsMiddleware
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = build_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = build_sessionmaker(engine)
+        app.state.read_engine = build_read_engine(engine)
         housekeeping = asyncio.create_task(
             _housekeeping(app.state.sessionmaker, app.state.rules, app.state.rate_limits)
         )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.config import BusinessRules
 from supportdesk.customers.schemas import CustomerCreate
 from supportdesk.customers.service import CustomerService
+from supportdesk.db import connect_in
 from supportdesk.ledger.service import LedgerService
 from supportdesk.models import Ticket
 from supportdesk.tickets.schemas import TicketCreate, TicketUpdate
@@ -80,7 +81,7 @@ class TestPausedClock:
         # The customer clears requires_premium by buying units.
         monkeypatch.setattr("supportdesk.ledger.service.utcnow", lambda: noon)
         await LedgerService(session, rules).buy_units(customer.id, 5)
-        record, view = await TicketReader(session, rules, None).get_ticket(held.id)
+        record, view = await TicketReader(connect_in(session), rules, None).get_ticket(held.id)
         assert record.status == "open"
         expected = rules.calendar.add(noon, timedelta(hours=4))  # premium: 4 business hours
         assert view.first_response_due == expected

@@ -12,6 +12,7 @@ from supportdesk.contracts.schemas import ContractCreate
 from supportdesk.contracts.service import ContractService
 from supportdesk.customers.schemas import CustomerCreate
 from supportdesk.customers.service import CustomerService
+from supportdesk.db import connect_in
 from supportdesk.domain.groups import SupportGroup
 from supportdesk.models import Ticket
 from supportdesk.tickets.schemas import TicketCreate
@@ -59,5 +60,5 @@ class TestStandingSweep:
         assert await TicketService(session, rules).refresh_turning_contracts() == 1
         await session.refresh(stored)
         assert stored.queue_group == 0
-        _, view = await TicketReader(session, rules, None).get_ticket(record.id)
+        _, view = await TicketReader(connect_in(session), rules, None).get_ticket(record.id)
         assert view.support_group == SupportGroup.CONTRACT

@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from supportdesk.db import get_session
+from supportdesk.db import ReadConnect, get_read_connect, get_session
 from supportdesk.errors import Forbidden, Unauthorized
 
 KEY_PREFIX = "sdk_"
@@ -125,6 +125,8 @@ _bearer = _DocumentedBearer(
 )
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+# Where the hot reads take their bare connections (Core only, autocommit on PostgreSQL).
+ReadConnectDep = Annotated[ReadConnect, Depends(get_read_connect)]
 
 
 class PrincipalCache:

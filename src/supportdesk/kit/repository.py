@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Executable, Insert, Table, Update, bindparam, insert, literal, select
+from sqlalchemy import (
+    Executable,
+    Insert,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from supportdesk.db import Base
+from supportdesk.db import Base, ReadConnect
 from supportdesk.errors import Conflict
 
 M = TypeVar("M", bound=Base)
@@ -168,3 +179,21 @@ class Repository:
                 await self.session.flush()
         except IntegrityError as exc:
             raise Conflict(conflict) from exc
+
+
+class ReadRepository:
+    """The base of the hot reads' repositories: Core statements, each on a connection
+    of its own from the pool (``db.get_read_connect``), no session, no transaction to
+    end."""
+
+    def __init__(self, connect: ReadConnect) -> None:
+        self.connect = connect
+
+    async def fetch_all(
+        self, statement: Callable[[bool], Executable], params: Mapping[str, Any]
+    ) -> Sequence[Row[Any]]:
+        """The rows of ``statement(postgres)``, the statement for the connection's
+        database; the connection goes back to the pool once they are in."""
+        async with self.connect() as connection:
+            built = statement(connection.dialect.name == "postgresql")
+            return (await connection.execute(built, params)).all()

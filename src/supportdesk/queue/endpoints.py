@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from supportdesk.errors import problem_responses
-from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.auth import Allowed, Permission, Principal, ReadConnectDep, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
 from supportdesk.kit.rules import RulesDep
 from supportdesk.queue.schemas import TicketRead
-from supportdesk.queue.service import QueueService
+from supportdesk.queue.service import QueueReader, QueueService
 from supportdesk.tickets.views import answer, render, render_page
 
 router = APIRouter(prefix="/api/v1/queue", tags=["queue"])
@@ -28,9 +28,9 @@ Worker = Annotated[Principal, Allowed(Permission.work_queue)]
     ),
 )
 async def read_queue(
-    principal: Worker, session: SessionDep, rules: RulesDep, page: PageDep
+    principal: Worker, connect: ReadConnectDep, rules: RulesDep, page: PageDep
 ) -> Response:
-    views, next_cursor = await QueueService(session, rules, principal).list_queue(page)
+    views, next_cursor = await QueueReader(connect, rules, principal).list_queue(page)
     body = render_page([answer(t, view) for t, view in views], next_cursor)
     return Response(body, media_type="application/json")
 

@@ -1,4 +1,4 @@
-"""The queue's queries live with the tickets' (``TicketRepository.read_queue_page`` and
+"""The queue's queries live with the tickets' (``TicketReadRepository.read_queue_page`` and
 ``read_queue_head``): the queue is a view over tickets, ordered by the customer's
 standing."""
 

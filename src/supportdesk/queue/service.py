@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules
+from supportdesk.db import ReadConnect
 from supportdesk.errors import InvalidInput
 from supportdesk.kit.auth import Principal
 from supportdesk.kit.pagination import PageParams, encode_cursor
@@ -37,6 +38,23 @@ def _encode_key(key: QueueKey) -> str:
     return encode_cursor(json.dumps([group_rank, severity_rank, stamp, ticket_id]))
 
 
+class QueueReader:
+    """The queue as the support team reads it, on bare connections (a hot read)."""
+
+    def __init__(
+        self, connect: ReadConnect, rules: BusinessRules, principal: Principal | None
+    ) -> None:
+        self.tickets = TicketReader(connect, rules, principal)
+
+    async def list_queue(
+        self, params: PageParams
+    ) -> tuple[list[tuple[TicketRecord, Derived]], str | None]:
+        """Open tickets in working order: group (the standing now), severity, arrival, id."""
+        after = _decode_key(params.after) if params.after else None
+        views, last = await self.tickets.queue_page(params.limit, after)
+        return views, _encode_key(last) if last is not None else None
+
+
 class QueueService:
     """Who is served next: open tickets by group (the standing now), severity, arrival, id."""
 
@@ -47,14 +65,6 @@ class QueueService:
         self.rules = rules
         self.principal = principal
         self.tickets = TicketRepository(session)
-
-    async def list_queue(
-        self, params: PageParams
-    ) -> tuple[list[tuple[TicketRecord, Derived]], str | None]:
-        after = _decode_key(params.after) if params.after else None
-        reader = TicketReader(self.session, self.rules, self.principal)
-        views, last = await reader.queue_page(params.limit, after)
-        return views, _encode_key(last) if last is not None else None
 
     async def claim_next(self) -> tuple[TicketRecord, Derived] | None:
         """Take the first ticket of the queue; two claimers never get the same one."""

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 from supportdesk.domain.groups import Severity
 from supportdesk.domain.tickets import TicketCategory, TicketStatus
 from supportdesk.errors import Forbidden, InvalidInput, problem_responses
-from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
+from supportdesk.kit.auth import Allowed, Permission, Principal, ReadConnectDep, SessionDep
 from supportdesk.kit.etag import etag_of
 from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.pagination import Page, PageDep
@@ -95,7 +95,7 @@ async def create_ticket(
 )
 async def list_tickets(
     principal: Reader,
-    session: SessionDep,
+    connect: ReadConnectDep,
     rules: RulesDep,
     page: PageDep,
     status: TicketStatus | None = None,
@@ -111,7 +111,7 @@ async def list_tickets(
         ),
     ] = None,
 ) -> Response:
-    views, next_cursor = await TicketReader(session, rules, principal).list_tickets(
+    views, next_cursor = await TicketReader(connect, rules, principal).list_tickets(
         page, status=status, customer_id=customer_id, category=category, severity=severity, q=q
     )
     body = render_page([answer(t, view) for t, view in views], next_cursor)
@@ -125,9 +125,9 @@ async def list_tickets(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_ticket(
-    ticket_id: TicketId, principal: Reader, session: SessionDep, rules: RulesDep
+    ticket_id: TicketId, principal: Reader, connect: ReadConnectDep, rules: RulesDep
 ) -> Response:
-    t, view = await TicketReader(session, rules, principal).get_ticket(ticket_id)
+    t, view = await TicketReader(connect, rules, principal).get_ticket(ticket_id)
     headers = {"ETag": etag_of(t.id, t.updated_at)}
     return Response(render(answer(t, view)), media_type=JSON, headers=headers)
 

@@ -25,8 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from supportdesk.db import ReadConnect
 from supportdesk.kit.pagination import PageParams, encode_cursor, fetch_page
-from supportdesk.kit.repository import Repository
+from supportdesk.kit.repository import ReadRepository, Repository
 from supportdesk.models import (
     Attachment,
     Comment,
@@ -375,6 +376,125 @@ def ticket_update(names: tuple[str, ...]) -> Update:
     return statement
 
 
+def _statement(postgres: bool, scoped: bool, *shape: object) -> Select[Any]:
+    """The read of ``shape`` (``_shape``), for a customer-bound caller when ``scoped``:
+    built once per database and shape."""
+    key = (postgres, scoped, *shape)
+    stmt = _STATEMENTS.get(key)
+    if stmt is None:
+        stmt = _read_select(postgres)
+        if scoped:
+            stmt = stmt.where(_TICKETS.c.customer_id == bindparam("scope"))
+        stmt = _shape(stmt, shape)
+        _STATEMENTS[key] = stmt
+    return stmt
+
+
+def _params(today: date, scope: str | None, **params: object) -> dict[str, object]:
+    params["today"] = today
+    if scope is not None:
+        params["scope"] = scope
+    return params
+
+
+def _matches(q: str, *, include_internal: bool, postgres: bool) -> ColumnElement[bool]:
+    """Words in subject, description, steps, environment or comments.
+
+    PostgreSQL: full-text search over the same expressions the GIN indexes
+    ix_tickets_search and ix_ticket_comments_search hold. SQLite: every word
+    somewhere, case-insensitively.
+    """
+    comments = select(Comment.id).where(Comment.ticket_id == Ticket.id)
+    if not include_internal:
+        comments = comments.where(Comment.internal.is_(False))
+    if postgres:
+        query = func.plainto_tsquery(literal_column("'simple'"), q)
+        ticket_text = func.to_tsvector(literal_column("'simple'"), _ticket_text())
+        comment_text = func.to_tsvector(literal_column("'simple'"), Comment.body)
+        return or_(
+            ticket_text.op("@@")(query),
+            exists(comments.where(comment_text.op("@@")(query))),
+        )
+    conditions = []
+    for word in q.split()[:10]:
+        pattern = f"%{_escape_like(word.lower())}%"
+        fields = [func.lower(column).like(pattern, escape="\\") for column in _SEARCHED]
+        in_comment = func.lower(Comment.body).like(pattern, escape="\\")
+        conditions.append(or_(*fields, exists(comments.where(in_comment))))
+    return and_(*conditions)
+
+
+class TicketReadRepository(ReadRepository):
+    """The hot reads: one Core statement each, returning rows, no ORM objects, on a
+    bare connection. ``scope`` is a customer-bound caller's customer: every read starts
+    from it, so no route can forget it."""
+
+    def __init__(self, connect: ReadConnect, scope: str | None = None) -> None:
+        super().__init__(connect)
+        self.scope = scope
+
+    def _params(self, today: date, **params: object) -> dict[str, object]:
+        return _params(today, self.scope, **params)
+
+    async def read_by_id(self, ticket_id: str, today: date) -> ReadRow | None:
+        """The ticket with what its view needs, in one statement; None when it does not
+        exist or the caller's customer may not see it."""
+        scoped = self.scope is not None
+        rows = await self.fetch_all(
+            lambda postgres: _statement(postgres, scoped, "one"),
+            self._params(today, ticket_id=ticket_id),
+        )
+        return _read_rows(rows)[0] if rows else None
+
+    async def read_page(
+        self,
+        params: PageParams,
+        today: date,
+        *,
+        q: str | None = None,
+        include_internal: bool = True,
+        **filters: str | None,
+    ) -> tuple[list[ReadRow], str | None]:
+        """A page of tickets by id, each with what its view needs, in one statement."""
+        given = {name: value for name, value in filters.items() if value is not None}
+        shape = ("page", tuple(sorted(given)), params.after is not None)
+        scoped = self.scope is not None
+
+        def statement(postgres: bool) -> Select[Any]:
+            stmt = _statement(postgres, scoped, *shape)
+            if q:
+                stmt = stmt.where(_matches(q, include_internal=include_internal, postgres=postgres))
+            return stmt
+
+        values = self._params(today, limit=params.limit + 1, after=params.after, **given)
+        rows = _read_rows(await self.fetch_all(statement, values))
+        if len(rows) <= params.limit:
+            return rows, None
+        rows = rows[: params.limit]
+        return rows, encode_cursor(rows[-1].record.id)
+
+    async def read_queue_page(
+        self, limit: int, after: QueueKey | None, today: date
+    ) -> list[ReadRow]:
+        """Open tickets in working order, each with what its view needs, in one statement."""
+        values = self._params(today, limit=limit)
+        if after is not None:
+            values.update(zip(("k0", "k1", "k2", "k3"), after, strict=True))
+        scoped, more = self.scope is not None, after is not None
+        rows = await self.fetch_all(
+            lambda postgres: _statement(postgres, scoped, "queue", more), values
+        )
+        return _read_rows(rows)
+
+    async def customer_visible(self, customer_id: str) -> bool:
+        """Whether the customer exists and the caller may see it."""
+        customers = cast(Table, Customer.__table__)
+        stmt = select(customers.c.id).where(customers.c.id == customer_id)
+        if self.scope is not None:
+            stmt = stmt.where(customers.c.id == self.scope)
+        return bool(await self.fetch_all(lambda _: stmt, {}))
+
+
 class TicketRepository(Repository):
     def __init__(self, session: AsyncSession, scope: str | None = None) -> None:
         super().__init__(session)
@@ -392,67 +512,13 @@ class TicketRepository(Repository):
             stmt = stmt.with_for_update()
         return (await self.session.scalars(stmt)).one_or_none()
 
-    # The hot reads: Core statements returning rows, no ORM objects -----------------
+    # A change's reads: Core statements returning rows, no ORM objects ---------------
 
     def _statement(self, *shape: object) -> Select[Any]:
-        postgres = self.is_postgres
-        key = (postgres, self.scope is not None, *shape)
-        stmt = _STATEMENTS.get(key)
-        if stmt is None:
-            stmt = _read_select(postgres)
-            if self.scope is not None:
-                stmt = stmt.where(_TICKETS.c.customer_id == bindparam("scope"))
-            stmt = _shape(stmt, shape)
-            _STATEMENTS[key] = stmt
-        return stmt
+        return _statement(self.is_postgres, self.scope is not None, *shape)
 
     def _params(self, today: date, **params: object) -> dict[str, object]:
-        params["today"] = today
-        if self.scope is not None:
-            params["scope"] = self.scope
-        return params
-
-    async def _rows(self, stmt: Select[Any], params: dict[str, object]) -> list[ReadRow]:
-        connection = await self.session.connection()
-        return _read_rows((await connection.execute(stmt, params)).all())
-
-    async def read_by_id(self, ticket_id: str, today: date) -> ReadRow | None:
-        """The ticket with what its view needs, in one statement; None when it does not
-        exist or the caller's customer may not see it."""
-        rows = await self._rows(self._statement("one"), self._params(today, ticket_id=ticket_id))
-        return rows[0] if rows else None
-
-    async def read_page(
-        self,
-        params: PageParams,
-        today: date,
-        *,
-        q: str | None = None,
-        include_internal: bool = True,
-        **filters: str | None,
-    ) -> tuple[list[ReadRow], str | None]:
-        """A page of tickets by id, each with what its view needs, in one statement."""
-        given = {name: value for name, value in filters.items() if value is not None}
-        names = tuple(sorted(given))
-        stmt = self._statement("page", names, params.after is not None)
-        if q:
-            stmt = stmt.where(self._matches(q, include_internal=include_internal))
-        values = self._params(today, limit=params.limit + 1, after=params.after, **given)
-        rows = await self._rows(stmt, values)
-        if len(rows) <= params.limit:
-            return rows, None
-        rows = rows[: params.limit]
-        return rows, encode_cursor(rows[-1].record.id)
-
-    async def read_queue_page(
-        self, limit: int, after: QueueKey | None, today: date
-    ) -> list[ReadRow]:
-        """Open tickets in working order, each with what its view needs, in one statement."""
-        stmt = self._statement("queue", after is not None)
-        values = self._params(today, limit=limit)
-        if after is not None:
-            values.update(zip(("k0", "k1", "k2", "k3"), after, strict=True))
-        return await self._rows(stmt, values)
+        return _params(today, self.scope, **params)
 
     async def read_for_new(
         self, customer_id: str, contact_id: str | None, product: str | None, today: date
@@ -535,41 +601,6 @@ class TicketRepository(Repository):
             stmt = stmt.where(t.c.customer_id == self.scope)
         connection = await self.session.connection()
         return (await connection.execute(stmt)).scalar_one_or_none()
-
-    async def customer_visible(self, customer_id: str) -> bool:
-        """Whether the customer exists and the caller may see it."""
-        customers = cast(Table, Customer.__table__)
-        stmt = select(customers.c.id).where(customers.c.id == customer_id)
-        if self.scope is not None:
-            stmt = stmt.where(customers.c.id == self.scope)
-        connection = await self.session.connection()
-        return (await connection.execute(stmt)).first() is not None
-
-    def _matches(self, q: str, *, include_internal: bool) -> ColumnElement[bool]:
-        """Words in subject, description, steps, environment or comments.
-
-        PostgreSQL: full-text search over the same expressions the GIN indexes
-        ix_tickets_search and ix_ticket_comments_search hold. SQLite: every word
-        somewhere, case-insensitively.
-        """
-        comments = select(Comment.id).where(Comment.ticket_id == Ticket.id)
-        if not include_internal:
-            comments = comments.where(Comment.internal.is_(False))
-        if self.is_postgres:
-            query = func.plainto_tsquery(literal_column("'simple'"), q)
-            ticket_text = func.to_tsvector(literal_column("'simple'"), _ticket_text())
-            comment_text = func.to_tsvector(literal_column("'simple'"), Comment.body)
-            return or_(
-                ticket_text.op("@@")(query),
-                exists(comments.where(comment_text.op("@@")(query))),
-            )
-        conditions = []
-        for word in q.split()[:10]:
-            pattern = f"%{_escape_like(word.lower())}%"
-            fields = [func.lower(column).like(pattern, escape="\\") for column in _SEARCHED]
-            in_comment = func.lower(Comment.body).like(pattern, escape="\\")
-            conditions.append(or_(*fields, exists(comments.where(in_comment))))
-        return and_(*conditions)
 
     # Housekeeping ----------------------------------------------------------------
 

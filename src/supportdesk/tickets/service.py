@@ -21,6 +21,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.config import BusinessRules, Settings
+from supportdesk.db import ReadConnect
 from supportdesk.domain.calendar import Interval
 from supportdesk.domain.errors import NotApplicable, RuleViolation
 from supportdesk.domain.files import sniff_image
@@ -60,7 +61,13 @@ from supportdesk.tickets.changes import (
     TicketChange,
     ticket_event,
 )
-from supportdesk.tickets.repository import QueueKey, ReadRow, TicketRecord, TicketRepository
+from supportdesk.tickets.repository import (
+    QueueKey,
+    ReadRow,
+    TicketReadRepository,
+    TicketRecord,
+    TicketRepository,
+)
 from supportdesk.tickets.schemas import (
     Appointment,
     CommentCreate,
@@ -110,11 +117,12 @@ class TicketReader:
     need, each view derived once, no ORM object and no unit of work."""
 
     def __init__(
-        self, session: AsyncSession, rules: BusinessRules, principal: Principal | None
+        self, connect: ReadConnect, rules: BusinessRules, principal: Principal | None
     ) -> None:
         self.rules = rules
         self.by_customer = principal is not None and principal.role is Role.customer
-        self.tickets = TicketRepository(session, principal.customer_scope if principal else None)
+        scope = principal.customer_scope if principal else None
+        self.tickets = TicketReadRepository(connect, scope)
 
     def _views(self, rows: list[ReadRow], now: datetime) -> list[tuple[TicketRecord, Derived]]:
         rules = self.rules
