@@ -8,12 +8,12 @@ import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +24,7 @@ from supportdesk.config import BusinessRules, Settings, build_rules, get_setting
 from supportdesk.contracts.endpoints import router as contracts_router
 from supportdesk.customers.endpoints import router as customers_router
 from supportdesk.db import build_engine, build_read_engine, build_sessionmaker
-from supportdesk.errors import install_error_handlers
+from supportdesk.errors import install_error_handlers, leaf_routes
 from supportdesk.health.endpoints import router as health_router
 from supportdesk.kit.cors import CorsMiddleware
 from supportdesk.kit.guard import RequestGuardMiddleware
@@ -147,26 +147,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CorsMiddleware, origins=settings.cors_origins)
     # Outermost: every answer, refusals included, carries the request id and is logged.
     app.add_middleware(RequestContextMiddleware)
-    for router in (
-        health_router,
-        metrics_router,
-        api_keys_router,
-        customers_router,
-        products_router,
-        contracts_router,
-        tickets_router,
-        notifications_router,
-        queue_router,
-        ledger_router,
-        sessions_router,
-        statements_router,
-        webhooks_router,
-        audit_router,
-    ):
+    for router in ROUTING_ORDER:
         app.include_router(router)
+    _document_in_order(app, DOCUMENTED_ORDER)
     _document_what_middleware_adds(app)
     return app
 
+
+# The order the API is documented in (openapi/openapi.json).
+DOCUMENTED_ORDER = (
+    health_router,
+    metrics_router,
+    api_keys_router,
+    customers_router,
+    products_router,
+    contracts_router,
+    tickets_router,
+    notifications_router,
+    queue_router,
+    ledger_router,
+    sessions_router,
+    statements_router,
+    webhooks_router,
+    audit_router,
+)
+# The order requests try the routes in: FastAPI matches a request against every route
+# in turn (twice: to choose, then to enter the router), so a route found after all the
+# others costs each request ~0.1 ms more. The busiest come first, after the liveness
+# probe; no two routers have a path in common, so the order decides nothing else.
+HOT_ROUTERS = (tickets_router, queue_router, ledger_router, sessions_router)
+ROUTING_ORDER = (
+    health_router,
+    *HOT_ROUTERS,
+    *(r for r in DOCUMENTED_ORDER if r is not health_router and r not in HOT_ROUTERS),
+)
 
 HOUSEKEEPING_EVERY = timedelta(seconds=60)
 SHUTDOWN_GRACE = timedelta(seconds=30)
@@ -225,6 +239,24 @@ async def _stop_when_orphaned(supervisor: int, every: timedelta = SUPERVISOR_CHE
             break
     logger.error("the supervisor (pid %d) is gone; this worker shuts down", supervisor)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _document_in_order(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """The document lists the paths in the order of ``routers``, whatever the order the
+    routes are tried in."""
+    build = app.openapi
+    order = [route.path_format for router in routers for route in leaf_routes(router.routes)]
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        paths = schema.get("paths", {})
+        documented = {path: paths[path] for path in dict.fromkeys(order) if path in paths}
+        schema["paths"] = {**documented, **paths}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _document_what_middleware_adds(app: FastAPI) -> None:

@@ -24,6 +24,12 @@ class TestOpenApiDocument:
         committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
         assert committed == _served(), "openapi/openapi.json drifted: run `make openapi`"
 
+    def test_paths_keep_their_documented_order(self) -> None:
+        # Requests try the busiest routes first (main.ROUTING_ORDER); the document lists
+        # the paths in the order it always had.
+        committed = json.loads(COMMITTED.read_text(encoding="utf-8"))
+        assert list(_served()["paths"]) == list(committed["paths"])  # type: ignore[call-overload]
+
     async def test_served_over_http_equals_committed(self) -> None:
         transport = httpx.ASGITransport(app=create_app(Settings()))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
