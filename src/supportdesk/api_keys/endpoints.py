@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from supportdesk.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from supportdesk.api_keys.service import ApiKeyService
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api-keys"])
 

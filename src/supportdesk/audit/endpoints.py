@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from supportdesk.audit.schemas import AuditRead
 from supportdesk.audit.service import AuditService
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import Header, Path, Query, Response
 
 from supportdesk.contracts.schemas import (
     ContractCreate,
@@ -15,6 +15,7 @@ from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.etag import tagged
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep
 
 router = APIRouter(tags=["contracts"])

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from supportdesk.errors import problem_responses
 from supportdesk.health.schemas import Liveness, Readiness
 from supportdesk.health.service import HealthService
 from supportdesk.kit.auth import SessionDep
+from supportdesk.kit.routing import APIRouter
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import Body, Path, Query, Response
 
 from supportdesk.errors import Forbidden, problem_responses
 from supportdesk.kit.auth import Allowed, AllowedAny, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep
 from supportdesk.kit.schemas import Instant, json_answer
 from supportdesk.ledger.schemas import (

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from supportdesk.errors import NotFound
 from supportdesk.kit.auth import SessionDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.metrics.service import MetricsService
 
 router = APIRouter(tags=["health"])

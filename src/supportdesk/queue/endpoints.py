@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, ReadConnectDep, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep
 from supportdesk.queue.schemas import TicketRead
 from supportdesk.queue.service import QueueReader, QueueService

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import Body, Path, Query, Request, Response
 
 from supportdesk.domain.calendar import BusinessCalendar, in_utc
 from supportdesk.errors import InvalidInput, problem_response, problem_responses
@@ -12,6 +12,7 @@ from supportdesk.kit.clock import utcnow
 from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.ids import id_segment
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.schemas import json_answer
 from supportdesk.kit.uploads import receive_multipart

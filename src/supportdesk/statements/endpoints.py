@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi import Body, Header, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from supportdesk.config import BusinessRules
 from supportdesk.errors import AppError, problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep
 from supportdesk.statements.render import RENDERERS, stream_statement
 from supportdesk.statements.schemas import (

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from fastapi import Body, Header, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from supportdesk.domain.groups import Severity
@@ -13,6 +13,7 @@ from supportdesk.kit.auth import Allowed, Permission, Principal, ReadConnectDep,
 from supportdesk.kit.etag import etag_of
 from supportdesk.kit.guard import takes_upload
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import RulesDep, SettingsDep
 from supportdesk.kit.uploads import receive_multipart
 from supportdesk.tickets.schemas import (

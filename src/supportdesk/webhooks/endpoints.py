@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from supportdesk.errors import problem_responses
 from supportdesk.kit.auth import Allowed, Permission, Principal, SessionDep
 from supportdesk.kit.pagination import Page, PageDep
+from supportdesk.kit.routing import APIRouter
 from supportdesk.kit.rules import SettingsDep
 from supportdesk.webhooks.schemas import DeliveryRead, WebhookCreate, WebhookRead
 from supportdesk.webhooks.service import WebhookService
