@@ -2,7 +2,9 @@
 
 One ``AsyncSession`` and one transaction per request: the dependency commits before the
 response is sent (``scope="function"``) and rolls back on any error. Services and
-repositories never commit.
+repositories never commit. The hot reads (a ticket, a page of tickets, the queue) write
+nothing and need no session: each of their statements takes a bare connection from the
+pool, in autocommit on PostgreSQL (``get_read_connect``).
 """
 
 from __future__ import annotations
