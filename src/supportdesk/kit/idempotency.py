@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -171,6 +171,34 @@ _COMPLETE = (
 _RELEASE = delete(_RECORDS).where(*_STILL_HELD)
 
 
+class _OnDriver:
+    """A fixed statement of the hot path run straight on asyncpg (PostgreSQL): compiled
+    once, its parameters bound by position, with no SQLAlchemy execution context per
+    call. The values given must be what the driver takes (aware datetimes, text, bytes);
+    the statement's literal values are bound as compiled."""
+
+    def __init__(self, statement: Any) -> None:
+        compiled = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        self.literals = dict(compiled.params)
+
+    async def fetchrow(self, connection: AsyncConnection, params: dict[str, Any]) -> Any:
+        raw = await connection.get_raw_connection()
+        args = [params[n] if n in params else self.literals[n] for n in self.names]
+        return await raw.driver_connection.fetchrow(self.sql, *args)  # type: ignore[union-attr]
+
+    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> str:
+        raw = await connection.get_raw_connection()
+        args = [params[n] if n in params else self.literals[n] for n in self.names]
+        status: str = await raw.driver_connection.execute(self.sql, *args)  # type: ignore[union-attr]
+        return status
+
+
+_CLAIM_ON_DRIVER = _OnDriver(_CLAIM["postgresql"])
+_COMPLETE_ON_DRIVER = _OnDriver(_COMPLETE)
+
+
 def _held(held: Held) -> dict[str, str]:
     return {"b_scope": held.scope, "b_key": held.key, "b_token": held.token}
 
@@ -203,7 +231,10 @@ class IdempotencyRepository(Repository):
         held = Held(scope, key, token)
         # Core on the session's connection: no ORM execution for plain statements.
         connection = await self.session.connection()
-        if (await connection.execute(_CLAIM[dialect], params)).first() is not None:
+        if dialect == "postgresql":
+            if await _CLAIM_ON_DRIVER.fetchrow(connection, params) is not None:
+                return Claim(ClaimOutcome.ACQUIRED, held)
+        elif (await connection.execute(_CLAIM[dialect], params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)
         if (await connection.execute(_TAKE_OVER, params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)
@@ -230,10 +261,10 @@ class IdempotencyRepository(Repository):
     ) -> bool:
         """Store the answer, if this request still holds the claim (its token)."""
         connection = await self.session.connection()
-        result = await connection.execute(
-            _COMPLETE,
-            {**_held(held), "status": status, "headers": json.dumps(headers), "body": body},
-        )
+        params = {**_held(held), "status": status, "headers": json.dumps(headers), "body": body}
+        if self.is_postgres:
+            return await _COMPLETE_ON_DRIVER.execute(connection, params) == "UPDATE 1"
+        result = await connection.execute(_COMPLETE, params)
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
     async def release(self, held: Held) -> None:
