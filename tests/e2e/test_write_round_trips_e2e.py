@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from supportdesk.kit.repository import OnDriver
+
 WRITTEN = ("customers", "ledger_entries", "events", "audit_log", "session_logs", "remote_sessions")
 
 
@@ -37,12 +39,18 @@ def statements(connection: AsyncConnection) -> Iterator[list[str]]:
         if any(name in sql for name in WRITTEN):
             seen.append(" ".join(sql.split()))
 
+    def sent(sql: str) -> None:
+        record(None, None, sql)
+
     sync = connection.sync_connection
     assert sync is not None
     event.listen(sync, "before_cursor_execute", record)
+    # The hot statements that go straight to the driver on PostgreSQL.
+    OnDriver.listeners.append(sent)
     try:
         yield seen
     finally:
+        OnDriver.listeners.remove(sent)
         event.remove(sync, "before_cursor_execute", record)
 
 

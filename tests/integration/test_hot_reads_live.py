@@ -169,3 +169,38 @@ class TestReadConnectionOnPostgres:
                 await _ok(await http.get(url, headers=admin))
         finally:
             await admin_engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+class TestHotWritesOnTheLiveApp:
+    async def test_a_write_on_a_lost_connection_is_503_changes_nothing_and_the_next_succeeds(
+        self, database_url: str
+    ) -> None:
+        # On PostgreSQL the hot writes go straight to the driver (kit.repository.OnDriver):
+        # a connection lost under them is answered as SQLAlchemy's would be.
+        admin_engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+        others = text(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        try:
+            async with admin_engine.connect() as conn:
+                before = set((await conn.execute(others)).scalars())
+            admin = await live_admin_headers(database_url)
+            async with live_client(database_url, pool_size=1) as http:
+                _, ticket_id, _ = await _customer_with_ticket(http, admin, "Blip")
+                url = f"/api/v1/tickets/{ticket_id}/comments"
+                async with admin_engine.connect() as conn:
+                    mine = set((await conn.execute(others)).scalars()) - before
+                    assert mine
+                    for pid in mine:
+                        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+                await asyncio.sleep(0.1)
+                lost = await http.post(url, json={"body": "first"}, headers=admin)
+                assert lost.status_code == 503, lost.text
+                assert lost.headers["retry-after"] == "1"
+                await _ok(await http.post(url, json={"body": "second"}, headers=admin), 201)
+                comments = await _ok(await http.get(url, headers=admin))
+                assert [c["body"] for c in comments["items"]] == ["second"]
+        finally:
+            await admin_engine.dispose()

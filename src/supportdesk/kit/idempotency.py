@@ -41,7 +41,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +51,7 @@ from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, sen
 from supportdesk.kit.auth import Principal, hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.heartbeat import heartbeat
-from supportdesk.kit.repository import Repository
+from supportdesk.kit.repository import OnDriver, Repository
 from supportdesk.models import IdempotencyRecord
 
 logger = logging.getLogger("supportdesk.idempotency")
@@ -171,32 +171,9 @@ _COMPLETE = (
 _RELEASE = delete(_RECORDS).where(*_STILL_HELD)
 
 
-class _OnDriver:
-    """A fixed statement of the hot path run straight on asyncpg (PostgreSQL): compiled
-    once, its parameters bound by position, with no SQLAlchemy execution context per
-    call. The values given must be what the driver takes (aware datetimes, text, bytes);
-    the statement's literal values are bound as compiled."""
-
-    def __init__(self, statement: Any) -> None:
-        compiled = statement.compile(dialect=postgresql.asyncpg.dialect())  # type: ignore[no-untyped-call]
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        self.literals = dict(compiled.params)
-
-    async def fetchrow(self, connection: AsyncConnection, params: dict[str, Any]) -> Any:
-        raw = await connection.get_raw_connection()
-        args = [params[n] if n in params else self.literals[n] for n in self.names]
-        return await raw.driver_connection.fetchrow(self.sql, *args)  # type: ignore[union-attr]
-
-    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> str:
-        raw = await connection.get_raw_connection()
-        args = [params[n] if n in params else self.literals[n] for n in self.names]
-        status: str = await raw.driver_connection.execute(self.sql, *args)  # type: ignore[union-attr]
-        return status
-
-
-_CLAIM_ON_DRIVER = _OnDriver(_CLAIM["postgresql"])
-_COMPLETE_ON_DRIVER = _OnDriver(_COMPLETE)
+# The two statements every keyed POST runs go straight to the driver on PostgreSQL.
+_CLAIM_ON_DRIVER = OnDriver(_CLAIM["postgresql"])
+_COMPLETE_ON_DRIVER = OnDriver(_COMPLETE)
 
 
 def _held(held: Held) -> dict[str, str]:
@@ -232,7 +209,7 @@ class IdempotencyRepository(Repository):
         # Core on the session's connection: no ORM execution for plain statements.
         connection = await self.session.connection()
         if dialect == "postgresql":
-            if await _CLAIM_ON_DRIVER.fetchrow(connection, params) is not None:
+            if await _CLAIM_ON_DRIVER.fetch(connection, params):
                 return Claim(ClaimOutcome.ACQUIRED, held)
         elif (await connection.execute(_CLAIM[dialect], params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)

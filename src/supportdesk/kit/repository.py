@@ -16,8 +16,8 @@ from sqlalchemy import (
     literal,
     select,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from supportdesk.db import Base, ReadConnect
 from supportdesk.errors import Conflict
@@ -134,6 +134,126 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
     return statement, params
 
 
+_ASYNCPG: Any = None
+
+
+def _driver_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    import asyncpg
+
+    x = asyncpg.exceptions
+    lost = (
+        x.ConnectionDoesNotExistError,
+        x.PostgresConnectionError,
+        x.OperatorInterventionError,
+        x.CannotConnectNowError,
+        x.TooManyConnectionsError,
+        x.InterfaceError,
+        ConnectionError,
+    )
+    momentary = (x.QueryCanceledError, x.LockNotAvailableError, x.DeadlockDetectedError)
+    return lost, momentary
+
+
+# A connection that is gone; a statement the database refused for the moment.
+_LOST, _MOMENTARY = _driver_errors()
+
+
+class OnDriver:
+    """A fixed statement run straight on asyncpg (PostgreSQL): compiled once, its
+    parameters bound by position through SQLAlchemy's own bind processors, with no
+    execution context per call. Rows come back as the driver gives them: on this
+    dialect's connections (its codecs set) the same values SQLAlchemy's result types
+    would make of them for the columns the hot paths read."""
+
+    # Who wants to see each statement as it is sent (the tests that count round trips;
+    # SQLAlchemy's cursor events do not see these).
+    listeners: list[Callable[[str], None]] = []
+
+    def __init__(self, statement: Any) -> None:
+        global _ASYNCPG
+        if _ASYNCPG is None:
+            from sqlalchemy.dialects.postgresql import asyncpg
+
+            _ASYNCPG = asyncpg.dialect()  # type: ignore[no-untyped-call]
+        compiled = statement.compile(dialect=_ASYNCPG)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        self.literals = dict(compiled.params)
+        processors = compiled._bind_processors
+        self.processors = tuple(processors.get(name) for name in self.names)
+        # Columns whose value SQLAlchemy computes in Python per execution (``default=``,
+        # ``onupdate=`` callables): computed here alike, or they would be bound as NULL.
+        self.prefetch = [(c.key, c.default) for c in compiled.insert_prefetch]
+        self.prefetch += [(c.key, c.onupdate) for c in compiled.update_prefetch]
+
+    def _args(self, params: dict[str, Any]) -> list[Any]:
+        for listener in self.listeners:
+            listener(self.sql)
+        for name, default in self.prefetch:
+            if name not in params:
+                value = default.arg(None) if default.is_callable else default.arg
+                params = {**params, name: value}
+        args = []
+        literals = self.literals
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = params[name] if name in params else literals[name]
+            args.append(process(value) if process is not None and value is not None else value)
+        return args
+
+    @staticmethod
+    async def _driver(connection: AsyncConnection) -> Any:
+        """The asyncpg connection, in the transaction SQLAlchemy has begun on it. The
+        adapter sends BEGIN with its first statement; a statement sent past it must
+        begin it the same way, or it would run (and its row locks end) on its own."""
+        raw = await connection.get_raw_connection()
+        adapter: Any = raw.dbapi_connection
+        if connection.in_transaction() and adapter._transaction is None:
+            await adapter._start_transaction()  # a no-op in autocommit
+        return raw.driver_connection
+
+    async def fetch(self, connection: AsyncConnection, params: dict[str, Any]) -> list[Any]:
+        try:
+            driver = await self._driver(connection)
+            return list(await driver.fetch(self.sql, *self._args(params)))
+        except Exception as exc:
+            raise await self._translated(connection, exc) from exc
+
+    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> str:
+        try:
+            driver = await self._driver(connection)
+            status: str = await driver.execute(self.sql, *self._args(params))
+        except Exception as exc:
+            raise await self._translated(connection, exc) from exc
+        return status
+
+    async def _translated(self, connection: AsyncConnection, exc: Exception) -> Exception:
+        """The driver's error as SQLAlchemy would have raised it, so that it is answered
+        alike (``errors.py``): a lost connection is invalidated, so the pool does not
+        hand it out again, and answered 503; a refused row is an ``IntegrityError``."""
+        import asyncpg
+
+        orig = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
+        if isinstance(orig, _LOST) or isinstance(exc, _LOST):
+            await connection.invalidate(orig)
+            return OperationalError(self.sql, None, orig, connection_invalidated=True)
+        if isinstance(orig, asyncpg.exceptions.IntegrityConstraintViolationError):
+            return IntegrityError(self.sql, None, orig)
+        if isinstance(orig, _MOMENTARY):
+            return OperationalError(self.sql, None, orig)
+        return DBAPIError(self.sql, None, orig)
+
+
+_on_driver: dict[Any, OnDriver] = {}
+
+
+def on_driver(statement: Any) -> OnDriver:
+    """The driver form of a statement built once (statements hash by identity)."""
+    found = _on_driver.get(statement)
+    if found is None:
+        found = _on_driver[statement] = OnDriver(statement)
+    return found
+
+
 class Repository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -143,6 +263,14 @@ class Repository:
         """PostgreSQL has what SQLite lacks (SKIP LOCKED, full-text search)."""
         return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
 
+    async def fetch(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+        """The rows of a statement built once, in the request's transaction: on
+        PostgreSQL straight from the driver (``OnDriver``), on SQLite through Core."""
+        connection = await self.session.connection()
+        if self.is_postgres:
+            return await on_driver(statement).fetch(connection, params)
+        return (await connection.execute(statement, params)).all()
+
     async def write(self, writes: Writes) -> None:
         """Run the statements in one round trip: a data-modifying CTE on PostgreSQL.
         SQLite has none; there they run one after the other, in the same order and the
@@ -150,7 +278,8 @@ class Repository:
         they on PostgreSQL when an update runs for many rows (one ``executemany``)."""
         connection = await self.session.connection()
         if len(writes.parts) > 1 and self.is_postgres and writes._fits_one_statement():
-            await connection.execute(*_together_statement(writes))
+            statement, params = _together_statement(writes)
+            await on_driver(statement).execute(connection, params)
             return
         for part, values in writes.parts:
             if isinstance(part, Table):

@@ -103,10 +103,9 @@ class LedgerRepository(Repository):
         self.scope = scope
 
     async def _apply(self, statement: Update, customer_id: str, units: int) -> Applied | None:
-        connection = await self.session.connection()
         params = {"customer_id": customer_id, "scope": self.scope, "units": units}
-        row = (await connection.execute(statement, params)).one_or_none()
-        return None if row is None else Applied(int(row[0]), int(row[1]), row[2])
+        rows = await self.fetch(statement, params)
+        return Applied(int(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
 
     async def take(self, customer_id: str, units: int) -> Applied | None:
         """Debit up to ``units``, never below zero, in one statement; None: no such

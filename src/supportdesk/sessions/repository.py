@@ -135,14 +135,21 @@ class SessionRepository(Repository):
 
     async def get_for_end(self, session_id: str) -> Ending | None:
         """The session, locked until the transaction ends, and its customer's standing."""
-        connection = await self.session.connection()
         params = {"session_id": session_id, "scope": self.scope}
-        rows = (await connection.execute(_ENDING, params)).all()
+        rows = await self.fetch(_ENDING, params)
         if not rows:
             return None
         first = rows[0]
         return Ending(
-            *first[:9],
+            id=first[0],
+            status=first[1],
+            customer_id=first[2],
+            ticket_id=first[3],
+            contact_id=first[4],
+            computer=first[5],
+            bill_at_list_price=first[6],
+            supporter=first[7],
+            started_at=first[8],
             customer_name=first[9],
             unit_balance=int(first[10]),
             contracts=[(row[11], row[12]) for row in rows if row[11] is not None],

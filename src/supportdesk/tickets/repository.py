@@ -22,7 +22,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by, array
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from supportdesk.db import ReadConnect
@@ -277,7 +277,7 @@ def _watched_rows(rows: Sequence[Row[Any]]) -> list[WatchedRow]:
     return found
 
 
-def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
+def _shape(stmt: Select[Any], shape: tuple[object, ...], postgres: bool) -> Select[Any]:
     t = _TICKETS
     kind = shape[0]
     if kind in ("change", "claim", "waiting"):
@@ -299,9 +299,14 @@ def _shape(stmt: Select[Any], shape: tuple[object, ...]) -> Select[Any]:
                 t.c.status.in_(waiting),
             )
             return stmt.order_by(t.c.id).with_for_update(of=t)
-        stmt = _shape(stmt, ("queue", False)).where(
-            t.c.id.not_in(bindparam("skip", expanding=True))
+        # The tickets passed over: one array on PostgreSQL (a statement of one shape,
+        # however many), an expanding list on SQLite.
+        passed = (
+            t.c.id != func.all(bindparam("skip", type_=ARRAY(t.c.id.type)))
+            if postgres
+            else t.c.id.not_in(bindparam("skip", expanding=True))
         )
+        stmt = _shape(stmt, ("queue", False), postgres).where(passed)
         return stmt.with_for_update(of=t, skip_locked=True)
     if kind == "one":
         return stmt.where(t.c.id == bindparam("ticket_id"))
@@ -352,7 +357,7 @@ def sla_watch_query(postgres: bool) -> Select[Any]:
     """The SLA sweep's read, bound by ``due_before``, ``limit`` and ``today``: unanswered
     tickets not yet announced as breached, due before ``due_before``, by due time, each
     with what its view needs and whether it was announced as at risk."""
-    return _shape(_read_select(postgres), ("sla",))
+    return _shape(_read_select(postgres), ("sla",), postgres)
 
 
 _UPDATES: dict[tuple[str, ...], Update] = {}
@@ -385,7 +390,7 @@ def _statement(postgres: bool, scoped: bool, *shape: object) -> Select[Any]:
         stmt = _read_select(postgres)
         if scoped:
             stmt = stmt.where(_TICKETS.c.customer_id == bindparam("scope"))
-        stmt = _shape(stmt, shape)
+        stmt = _shape(stmt, shape, postgres)
         _STATEMENTS[key] = stmt
     return stmt
 
@@ -562,17 +567,15 @@ class TicketRepository(Repository):
         """The ticket, locked, with what its view needs and its placement, in one
         statement; None when it does not exist or the caller may not see it."""
         stmt = self._statement("change")
-        connection = await self.session.connection()
         params = self._params(today, ticket_id=ticket_id)
-        rows = _change_rows((await connection.execute(stmt, params)).all())
+        rows = _change_rows(await self.fetch(stmt, params))
         return rows[0] if rows else None
 
     async def read_queue_head(self, skip: list[str], today: date) -> ChangeRow | None:
         """The first open ticket but ``skip``, locked, as ``read_for_change`` reads it."""
         stmt = self._statement("claim")
-        connection = await self.session.connection()
         params = self._params(today, skip=skip, limit=1)
-        rows = _change_rows((await connection.execute(stmt, params)).all())
+        rows = _change_rows(await self.fetch(stmt, params))
         return rows[0] if rows else None
 
     async def read_waiting(self, customer_ids: Sequence[str], today: date) -> list[ChangeRow]:
