@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
+from functools import cache
 from http import HTTPStatus
 from typing import Any
 
@@ -283,17 +284,24 @@ def _database_unavailable(exc: BaseException) -> bool:
         return True
     # The asyncpg adapter wraps a dropped connection in a plain DBAPIError; the driver's
     # own exception is its cause.
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return isinstance(cause, connection_lost_errors())
+
+
+@cache
+def connection_lost_errors() -> tuple[type[BaseException], ...]:
+    """The driver's errors that say the connection is gone or cannot be had now."""
     import asyncpg
 
-    cause = exc.orig.__cause__ if exc.orig is not None else None
-    return isinstance(
-        cause,
-        asyncpg.exceptions.ConnectionDoesNotExistError
-        | asyncpg.exceptions.PostgresConnectionError
-        | asyncpg.exceptions.OperatorInterventionError
-        | asyncpg.exceptions.TooManyConnectionsError
-        | asyncpg.exceptions.CannotConnectNowError
-        | ConnectionError,
+    x = asyncpg.exceptions
+    return (
+        x.ConnectionDoesNotExistError,
+        x.PostgresConnectionError,
+        x.OperatorInterventionError,
+        x.TooManyConnectionsError,
+        x.CannotConnectNowError,
+        x.InterfaceError,
+        ConnectionError,
     )
 
 

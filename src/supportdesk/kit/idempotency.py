@@ -51,7 +51,7 @@ from supportdesk.errors import PROBLEM_JSON, problem_response, send_problem, sen
 from supportdesk.kit.auth import Principal, hash_key
 from supportdesk.kit.clock import utcnow
 from supportdesk.kit.heartbeat import heartbeat
-from supportdesk.kit.repository import OnDriver, Repository
+from supportdesk.kit.repository import Repository
 from supportdesk.models import IdempotencyRecord
 
 logger = logging.getLogger("supportdesk.idempotency")
@@ -171,11 +171,6 @@ _COMPLETE = (
 _RELEASE = delete(_RECORDS).where(*_STILL_HELD)
 
 
-# The two statements every keyed POST runs go straight to the driver on PostgreSQL.
-_CLAIM_ON_DRIVER = OnDriver(_CLAIM["postgresql"])
-_COMPLETE_ON_DRIVER = OnDriver(_COMPLETE)
-
-
 def _held(held: Held) -> dict[str, str]:
     return {"b_scope": held.scope, "b_key": held.key, "b_token": held.token}
 
@@ -206,13 +201,11 @@ class IdempotencyRepository(Repository):
             "b_expires_at": now + policy.retention,
         }
         held = Held(scope, key, token)
-        # Core on the session's connection: no ORM execution for plain statements.
-        connection = await self.session.connection()
-        if dialect == "postgresql":
-            if await _CLAIM_ON_DRIVER.fetch(connection, params):
-                return Claim(ClaimOutcome.ACQUIRED, held)
-        elif (await connection.execute(_CLAIM[dialect], params)).first() is not None:
+        # A new key, the statement every keyed POST runs: straight to the driver on
+        # PostgreSQL (``Repository.fetch``).
+        if await self.fetch(_CLAIM[dialect], params):
             return Claim(ClaimOutcome.ACQUIRED, held)
+        connection = await self.session.connection()
         if (await connection.execute(_TAKE_OVER, params)).first() is not None:
             return Claim(ClaimOutcome.ACQUIRED, held)
         record = (await connection.execute(_JUDGE, {"b_scope": scope, "b_key": key})).first()
@@ -237,12 +230,8 @@ class IdempotencyRepository(Repository):
         self, held: Held, status: int, headers: list[tuple[str, str]], body: bytes
     ) -> bool:
         """Store the answer, if this request still holds the claim (its token)."""
-        connection = await self.session.connection()
         params = {**_held(held), "status": status, "headers": json.dumps(headers), "body": body}
-        if self.is_postgres:
-            return await _COMPLETE_ON_DRIVER.execute(connection, params) == "UPDATE 1"
-        result = await connection.execute(_COMPLETE, params)
-        return int(getattr(result, "rowcount", 0) or 0) == 1
+        return await self.execute(_COMPLETE, params) == 1
 
     async def release(self, held: Held) -> None:
         await self.session.execute(_RELEASE, _held(held))

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from supportdesk.db import Base, ReadConnect
-from supportdesk.errors import Conflict
+from supportdesk.errors import Conflict, connection_lost_errors
 
 M = TypeVar("M", bound=Base)
 
@@ -137,25 +137,15 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
 _ASYNCPG: Any = None
 
 
-def _driver_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+def _momentary_errors() -> tuple[type[BaseException], ...]:
+    """The driver's errors for a statement refused for the moment (a lock, a timeout)."""
     import asyncpg
 
     x = asyncpg.exceptions
-    lost = (
-        x.ConnectionDoesNotExistError,
-        x.PostgresConnectionError,
-        x.OperatorInterventionError,
-        x.CannotConnectNowError,
-        x.TooManyConnectionsError,
-        x.InterfaceError,
-        ConnectionError,
-    )
-    momentary = (x.QueryCanceledError, x.LockNotAvailableError, x.DeadlockDetectedError)
-    return lost, momentary
+    return (x.QueryCanceledError, x.LockNotAvailableError, x.DeadlockDetectedError)
 
 
-# A connection that is gone; a statement the database refused for the moment.
-_LOST, _MOMENTARY = _driver_errors()
+_MOMENTARY = _momentary_errors()
 
 
 class OnDriver:
@@ -187,8 +177,6 @@ class OnDriver:
         self.prefetch += [(c.key, c.onupdate) for c in compiled.update_prefetch]
 
     def _args(self, params: dict[str, Any]) -> list[Any]:
-        for listener in self.listeners:
-            listener(self.sql)
         for name, default in self.prefetch:
             if name not in params:
                 value = default.arg(None) if default.is_callable else default.arg
@@ -200,31 +188,30 @@ class OnDriver:
             args.append(process(value) if process is not None and value is not None else value)
         return args
 
-    @staticmethod
-    async def _driver(connection: AsyncConnection) -> Any:
-        """The asyncpg connection, in the transaction SQLAlchemy has begun on it. The
-        adapter sends BEGIN with its first statement; a statement sent past it must
-        begin it the same way, or it would run (and its row locks end) on its own."""
-        raw = await connection.get_raw_connection()
-        adapter: Any = raw.dbapi_connection
-        if connection.in_transaction() and adapter._transaction is None:
-            await adapter._start_transaction()  # a no-op in autocommit
-        return raw.driver_connection
+    async def _run(self, connection: AsyncConnection, method: str, params: dict[str, Any]) -> Any:
+        """The statement sent by the driver's ``method``, in the transaction SQLAlchemy
+        has begun on the connection. The adapter sends BEGIN with its first statement; a
+        statement sent past it must begin it the same way, or it would run (and its row
+        locks end) on its own."""
+        for listener in self.listeners:
+            listener(self.sql)
+        try:
+            raw = await connection.get_raw_connection()
+            adapter: Any = raw.dbapi_connection
+            if connection.in_transaction() and adapter._transaction is None:
+                await adapter._start_transaction()  # a no-op in autocommit
+            driver: Any = raw.driver_connection
+            return await getattr(driver, method)(self.sql, *self._args(params))
+        except Exception as exc:
+            raise await self._translated(connection, exc) from exc
 
     async def fetch(self, connection: AsyncConnection, params: dict[str, Any]) -> list[Any]:
-        try:
-            driver = await self._driver(connection)
-            return list(await driver.fetch(self.sql, *self._args(params)))
-        except Exception as exc:
-            raise await self._translated(connection, exc) from exc
+        return list(await self._run(connection, "fetch", params))
 
-    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> str:
-        try:
-            driver = await self._driver(connection)
-            status: str = await driver.execute(self.sql, *self._args(params))
-        except Exception as exc:
-            raise await self._translated(connection, exc) from exc
-        return status
+    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> int:
+        """The number of rows the statement changed."""
+        status: str = await self._run(connection, "execute", params)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def _translated(self, connection: AsyncConnection, exc: Exception) -> Exception:
         """The driver's error as SQLAlchemy would have raised it, so that it is answered
@@ -233,7 +220,8 @@ class OnDriver:
         import asyncpg
 
         orig = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
-        if isinstance(orig, _LOST) or isinstance(exc, _LOST):
+        lost = connection_lost_errors()
+        if isinstance(orig, lost) or isinstance(exc, lost):
             await connection.invalidate(orig)
             return OperationalError(self.sql, None, orig, connection_invalidated=True)
         if isinstance(orig, asyncpg.exceptions.IntegrityConstraintViolationError):
@@ -270,6 +258,15 @@ class Repository:
         if self.is_postgres:
             return await on_driver(statement).fetch(connection, params)
         return (await connection.execute(statement, params)).all()
+
+    async def execute(self, statement: Any, params: dict[str, Any]) -> int:
+        """Run a statement built once, in the request's transaction, as ``fetch`` does;
+        the number of rows it changed."""
+        connection = await self.session.connection()
+        if self.is_postgres:
+            return await on_driver(statement).execute(connection, params)
+        result = await connection.execute(statement, params)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def write(self, writes: Writes) -> None:
         """Run the statements in one round trip: a data-modifying CTE on PostgreSQL.
