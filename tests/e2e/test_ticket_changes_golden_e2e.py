@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from golden_normaliser import Normaliser
+from golden_normaliser import Normaliser, freeze_clocks, stored_row
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,13 +44,6 @@ from supportdesk.tickets.service import TicketService
 GOLDEN = Path(__file__).parent / "golden" / "ticket_changes.json"
 # A Monday, 11:00 in Berlin (summer time): within business hours.
 START = datetime(1999, 6, 7, 9, 0, tzinfo=UTC)
-# The modules whose clock these writes, and the standing they read, depend on.
-CLOCKS = (
-    "supportdesk.tickets.service",
-    "supportdesk.customers.service",
-    "supportdesk.contracts.service",
-    "supportdesk.ledger.service",
-)
 PRODUCT = "GOLDEN-CHANGE-ADDON"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 COMPLETE: dict[str, object] = {
@@ -66,25 +58,6 @@ UNKNOWN = "tkt_00000000000000000000000000"
 SWEPT = ("ticket.sla_at_risk", "ticket.sla_breached")
 
 
-def _row(table: Table, row: Sequence[Any]) -> str:
-    """A stored row as JSON, its columns in table order, instants in ISO form."""
-    values = {
-        column.name: value.isoformat() if isinstance(value, datetime | date) else value
-        for column, value in zip(table.columns, row, strict=True)
-    }
-    return json.dumps(values, ensure_ascii=False)
-
-
-@pytest.fixture
-async def admin(headers_for) -> dict[str, str]:
-    return dict(await headers_for("admin"))
-
-
-@pytest.fixture
-async def agent(headers_for) -> dict[str, str]:
-    return dict(await headers_for("agent"))
-
-
 class TestTicketChangeAnswersMatchTheCapturedOnes:
     async def test_edits_uploads_dongles_standing_and_sweeps_answer_the_same_bytes(
         self,
@@ -97,12 +70,7 @@ class TestTicketChangeAnswersMatchTheCapturedOnes:
         backend: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        clock = [START]
-        for module in CLOCKS:
-            monkeypatch.setattr(f"{module}.utcnow", lambda: clock[0])
-
-        def at(moment: datetime) -> None:
-            clock[0] = moment
+        at = freeze_clocks(monkeypatch, START)
 
         # Other tests commit to the shared test database: only what this test writes counts.
         earlier_events = set((await session.scalars(select(Event.id))).all())
@@ -617,7 +585,7 @@ class TestTicketChangeAnswersMatchTheCapturedOnes:
                     for r in rows
                 ]
             else:
-                captured[part] = [normalise(_row(table, r)) for r in rows]
+                captured[part] = [normalise(stored_row(table, r)) for r in rows]
 
         if os.environ.get("SUPPORTDESK_WRITE_GOLDEN"):
             GOLDEN.write_text(json.dumps(captured, ensure_ascii=False, indent=1) + "\n")

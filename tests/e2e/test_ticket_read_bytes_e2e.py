@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from golden_normaliser import Normaliser
+from golden_normaliser import Normaliser, freeze_clocks
 
 from supportdesk.kit.etag import etag_of
 from supportdesk.kit.pagination import decode_cursor, encode_cursor
@@ -26,12 +26,6 @@ from supportdesk.tickets.views import render
 GOLDEN = Path(__file__).parent / "golden" / "ticket_reads.json"
 # A Monday, 09:00 in Berlin.
 BUILT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-CLOCKS = (
-    "supportdesk.tickets.service",
-    "supportdesk.customers.service",
-    "supportdesk.contracts.service",
-    "supportdesk.ledger.service",
-)
 COMPLETE = {
     "steps_to_reproduce": "1. open the add-on 2. click import",
     "environment": {
@@ -193,12 +187,7 @@ class TestReadAnswersMatchTheCapturedOnes:
         backend: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        clock = [BUILT]
-        for module in CLOCKS:
-            monkeypatch.setattr(f"{module}.utcnow", lambda: clock[0])
-
-        def at(moment: datetime) -> None:
-            clock[0] = moment
+        at = freeze_clocks(monkeypatch, BUILT)
 
         admin = await headers_for("admin")
         agent = await headers_for("agent")

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import httpx
 import pytest
-from golden_normaliser import Normaliser
+from golden_normaliser import Normaliser, freeze_clocks, stored_row
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,13 +35,6 @@ from supportdesk.models import AuditEntry, Comment, Escalation, Event, Ticket, T
 GOLDEN = Path(__file__).parent / "golden" / "ticket_writes.json"
 # A Monday, 11:00 in Berlin: within business hours.
 START = datetime(1999, 3, 1, 10, 0, tzinfo=UTC)
-# The modules whose clock the ticket writes, and the standing they read, depend on.
-CLOCKS = (
-    "supportdesk.tickets.service",
-    "supportdesk.customers.service",
-    "supportdesk.contracts.service",
-    "supportdesk.ledger.service",
-)
 PRODUCT = "GOLDEN-TICKET-ADDON"
 COMPLETE: dict[str, object] = {
     "steps_to_reproduce": "1. Add-on öffnen 2. Import klicken",
@@ -52,25 +44,6 @@ COMPLETE: dict[str, object] = {
 EVENING = {"starts_at": "1999-03-03T19:00:00+01:00", "ends_at": "1999-03-03T21:00:00+01:00"}
 SATURDAY = {"starts_at": "1999-03-06T10:00:00+01:00", "ends_at": "1999-03-06T12:30:00.5+01:00"}
 WITHIN = {"starts_at": "1999-03-04T09:00:00+01:00", "ends_at": "1999-03-04T11:00:00+01:00"}
-
-
-def _row(table: Table, row: Sequence[Any]) -> str:
-    """A stored row as JSON, its columns in table order, instants in ISO form."""
-    values = {
-        column.name: value.isoformat() if isinstance(value, datetime | date) else value
-        for column, value in zip(table.columns, row, strict=True)
-    }
-    return json.dumps(values, ensure_ascii=False)
-
-
-@pytest.fixture
-async def admin(headers_for) -> dict[str, str]:
-    return dict(await headers_for("admin"))
-
-
-@pytest.fixture
-async def agent(headers_for) -> dict[str, str]:
-    return dict(await headers_for("agent"))
 
 
 class TestTicketWriteAnswersMatchTheCapturedOnes:
@@ -84,12 +57,7 @@ class TestTicketWriteAnswersMatchTheCapturedOnes:
         backend: str,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        clock = [START]
-        for module in CLOCKS:
-            monkeypatch.setattr(f"{module}.utcnow", lambda: clock[0])
-
-        def at(moment: datetime) -> None:
-            clock[0] = moment
+        at = freeze_clocks(monkeypatch, START)
 
         # Other tests commit to the shared test database: only what this test writes counts.
         earlier_events = set((await session.scalars(select(Event.id))).all())
@@ -546,7 +514,7 @@ class TestTicketWriteAnswersMatchTheCapturedOnes:
                     for r in rows
                 ]
             else:
-                captured[part] = [normalise(_row(table, r)) for r in rows]
+                captured[part] = [normalise(stored_row(table, r)) for r in rows]
 
         if os.environ.get("SUPPORTDESK_WRITE_GOLDEN"):
             GOLDEN.write_text(json.dumps(captured, ensure_ascii=False, indent=1) + "\n")

@@ -79,6 +79,7 @@ from supportdesk.tickets.views import Derived, derive, derive_row
 
 COMMENTS = table_of(Comment)
 ATTACHMENTS = table_of(Attachment)
+ESCALATIONS = table_of(Escalation)
 # What an edit replaces as it is given (and the product, with its latest version).
 _EDITABLE = (
     "subject",
@@ -455,8 +456,7 @@ class TicketService:
             created_by=self.principal.key_id if self.principal else None,
             created_at=now,
         )
-        escalations = table_of(Escalation)
-        change.rows.insert(escalations, {c.key: getattr(escalation, c.key) for c in escalations.c})
+        change.rows.insert(ESCALATIONS, {c.key: getattr(escalation, c.key) for c in ESCALATIONS.c})
         self._apply_change(change, TicketStatus.ESCALATED, now)
         return escalation, await self._write_move(change, now)
 
