@@ -199,18 +199,6 @@ def headers_for(make_key: MakeKey) -> Headers:
     return headers
 
 
-@pytest.fixture
-async def admin(headers_for: Headers) -> dict[str, str]:
-    """The Authorization header of a new admin key."""
-    return dict(await headers_for("admin"))
-
-
-@pytest.fixture
-async def agent(headers_for: Headers) -> dict[str, str]:
-    """The Authorization header of a new agent key."""
-    return dict(await headers_for("agent"))
-
-
 @asynccontextmanager
 async def live_client(
     database_url: str, *, pool_size: int = 10, tmp_dir: Path | None = None, **overrides: object

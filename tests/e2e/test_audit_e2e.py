@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
 
 
 async def trail(

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+
+
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
 
 
 async def stale_write_is_refused(

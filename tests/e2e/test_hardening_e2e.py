@@ -15,6 +15,11 @@ from supportdesk.models import IdempotencyRecord
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def new_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
     return str(
         (await client.post("/api/v1/customers", json={"name": "C"}, headers=admin)).json()["id"]

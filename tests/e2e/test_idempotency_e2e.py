@@ -14,6 +14,11 @@ from supportdesk.kit.idempotency import IdempotencyRepository
 from supportdesk.models import Customer, IdempotencyRecord
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def count_customers(session: AsyncSession, name: str) -> int:
     stmt = select(func.count()).select_from(Customer).where(Customer.name == name)
     return int((await session.execute(stmt)).scalar_one())

@@ -11,6 +11,11 @@ PROBLEM = "application/problem+json"
 FAR = ["9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z", "3000-01-01T00:00:00Z"]
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def new_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
     customer_id = str(
         (await client.post("/api/v1/customers", json={"name": "C"}, headers=admin)).json()["id"]

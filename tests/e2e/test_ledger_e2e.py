@@ -15,6 +15,11 @@ from supportdesk.events.repository import EventRepository
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def new_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
     response = await client.post("/api/v1/customers", json={"name": "Maier"}, headers=admin)
     assert response.status_code == 201

@@ -11,6 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from supportdesk.events.repository import EventRepository
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def new_customer(
     client: httpx.AsyncClient, headers: dict[str, str], **fields: object
 ) -> dict[str, object]:

@@ -12,6 +12,11 @@ from supportdesk.models import Ticket
 from supportdesk.tickets.repository import _ticket_text
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def ticket(
     client: httpx.AsyncClient, admin: dict[str, str], customer_id: str, **fields: object
 ) -> str:

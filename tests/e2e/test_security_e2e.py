@@ -94,6 +94,11 @@ def incoming_files(settings: Settings) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 async def new_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
     response = await client.post("/api/v1/customers", json={"name": "Maier"}, headers=admin)
     assert response.status_code == 201, response.text

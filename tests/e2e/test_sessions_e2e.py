@@ -10,6 +10,16 @@ import pytest
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 async def customer(
     client: httpx.AsyncClient,
     admin: dict[str, str],

@@ -30,6 +30,11 @@ def at(days_ago: int) -> str:
 
 
 @pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
 async def billed_customer(client: httpx.AsyncClient, admin: dict[str, str]) -> str:
     """20 units bought; a 12:22 session (1 unit); a manual debit of 30 (19 prepaid, 11
     at list price); a 1-hour session covered by a contract that started meanwhile; a

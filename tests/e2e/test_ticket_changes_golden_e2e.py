@@ -58,6 +58,16 @@ UNKNOWN = "tkt_00000000000000000000000000"
 SWEPT = ("ticket.sla_at_risk", "ticket.sla_breached")
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 class TestTicketChangeAnswersMatchTheCapturedOnes:
     async def test_edits_uploads_dongles_standing_and_sweeps_answer_the_same_bytes(
         self,

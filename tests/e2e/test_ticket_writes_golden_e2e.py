@@ -46,6 +46,16 @@ SATURDAY = {"starts_at": "1999-03-06T10:00:00+01:00", "ends_at": "1999-03-06T12:
 WITHIN = {"starts_at": "1999-03-04T09:00:00+01:00", "ends_at": "1999-03-04T11:00:00+01:00"}
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 class TestTicketWriteAnswersMatchTheCapturedOnes:
     async def test_create_comment_claim_move_and_escalate_answer_the_same_bytes(
         self,

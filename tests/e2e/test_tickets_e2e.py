@@ -19,6 +19,16 @@ COMPLETE = {
 }
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 async def customer(
     client: httpx.AsyncClient, admin: dict[str, str], *, units: int = 0, contract: bool = False
 ) -> str:

@@ -11,6 +11,11 @@ import pytest
 SECRET = "s3cret-s3cret-s3cret"
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
 class TestSubscriptions:
     @pytest.mark.parametrize(
         "url",

@@ -21,6 +21,16 @@ from supportdesk.models import AuditEntry, Event
 GOLDEN = Path(__file__).parent / "golden" / "write_answers.json"
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 async def _customer(
     client: httpx.AsyncClient, admin: dict[str, str], name: str, **fields: object
 ) -> str:

@@ -20,6 +20,16 @@ from supportdesk.kit.repository import OnDriver
 WRITTEN = ("customers", "ledger_entries", "events", "audit_log", "session_logs", "remote_sessions")
 
 
+@pytest.fixture
+async def admin(headers_for) -> dict[str, str]:
+    return dict(await headers_for("admin"))
+
+
+@pytest.fixture
+async def agent(headers_for) -> dict[str, str]:
+    return dict(await headers_for("agent"))
+
+
 @contextmanager
 def statements(connection: AsyncConnection) -> Iterator[list[str]]:
     """The statements run on the test's connection that touch the written tables."""
