@@ -16,8 +16,10 @@ from sqlalchemy import (
     literal,
     select,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.util import greenlet_spawn
 
 from supportdesk.db import Base, ReadConnect
 from supportdesk.errors import Conflict, connection_lost_errors
@@ -188,15 +190,20 @@ class OnDriver:
             args.append(process(value) if process is not None and value is not None else value)
         return args
 
-    async def _run(self, connection: AsyncConnection, method: str, params: dict[str, Any]) -> Any:
+    async def _run(self, connection: Connection, method: str, params: dict[str, Any]) -> Any:
         """The statement sent by the driver's ``method``, in the transaction SQLAlchemy
-        has begun on the connection. The adapter sends BEGIN with its first statement; a
-        statement sent past it must begin it the same way, or it would run (and its row
-        locks end) on its own."""
+        has begun on ``connection`` (the session's, ``held_connection``). The adapter
+        sends BEGIN with its first statement; a statement sent past it must begin it the
+        same way, or it would run (and its row locks end) on its own."""
         for listener in self.listeners:
             listener(self.sql)
         try:
-            raw = await connection.get_raw_connection()
+            # The pooled connection as SQLAlchemy's property gives it: no I/O unless it
+            # was invalidated and must connect anew, which only the greenlet may do.
+            if connection.invalidated:
+                raw = await greenlet_spawn(getattr, connection, "connection")
+            else:
+                raw = connection.connection
             adapter: Any = raw.dbapi_connection
             if connection.in_transaction() and adapter._transaction is None:
                 await adapter._start_transaction()  # a no-op in autocommit
@@ -205,15 +212,15 @@ class OnDriver:
         except Exception as exc:
             raise await self._translated(connection, exc) from exc
 
-    async def fetch(self, connection: AsyncConnection, params: dict[str, Any]) -> list[Any]:
+    async def fetch(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
         return list(await self._run(connection, "fetch", params))
 
-    async def execute(self, connection: AsyncConnection, params: dict[str, Any]) -> int:
+    async def execute(self, connection: Connection, params: dict[str, Any]) -> int:
         """The number of rows the statement changed."""
         status: str = await self._run(connection, "execute", params)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def _translated(self, connection: AsyncConnection, exc: Exception) -> Exception:
+    async def _translated(self, connection: Connection, exc: Exception) -> Exception:
         """The driver's error as SQLAlchemy would have raised it, so that it is answered
         alike (``errors.py``): a lost connection is invalidated, so the pool does not
         hand it out again, and answered 503; a refused row is an ``IntegrityError``."""
@@ -222,7 +229,7 @@ class OnDriver:
         orig = exc.__cause__ if isinstance(exc.__cause__, Exception) else exc
         lost = connection_lost_errors()
         if isinstance(orig, lost) or isinstance(exc, lost):
-            await connection.invalidate(orig)
+            await greenlet_spawn(connection.invalidate, orig)  # closing it is I/O
             return OperationalError(self.sql, None, orig, connection_invalidated=True)
         if isinstance(orig, asyncpg.exceptions.IntegrityConstraintViolationError):
             return IntegrityError(self.sql, None, orig)
@@ -251,20 +258,33 @@ class Repository:
         """PostgreSQL has what SQLite lacks (SKIP LOCKED, full-text search)."""
         return self.session.bind is not None and self.session.bind.dialect.name == "postgresql"
 
+    async def held_connection(self) -> Connection:
+        """The connection of the request's transaction, as ``session.connection()``
+        gives it. Once the transaction holds one it is taken without a hop into
+        SQLAlchemy's greenlet, which costs about as much CPU as a round trip and is
+        needed only for I/O: the first call goes through it, to begin the transaction
+        and check a connection out of the pool."""
+        sync = self.session.sync_session
+        transaction = sync._transaction
+        if transaction is not None and transaction._connections:
+            return sync.connection()
+        # An AsyncConnection of a session always proxies one.
+        return cast(Connection, (await self.session.connection()).sync_connection)
+
     async def fetch(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a statement built once, in the request's transaction: on
         PostgreSQL straight from the driver (``OnDriver``), on SQLite through Core."""
-        connection = await self.session.connection()
         if self.is_postgres:
-            return await on_driver(statement).fetch(connection, params)
+            return await on_driver(statement).fetch(await self.held_connection(), params)
+        connection = await self.session.connection()
         return (await connection.execute(statement, params)).all()
 
     async def execute(self, statement: Any, params: dict[str, Any]) -> int:
         """Run a statement built once, in the request's transaction, as ``fetch`` does;
         the number of rows it changed."""
-        connection = await self.session.connection()
         if self.is_postgres:
-            return await on_driver(statement).execute(connection, params)
+            return await on_driver(statement).execute(await self.held_connection(), params)
+        connection = await self.session.connection()
         result = await connection.execute(statement, params)
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -273,11 +293,11 @@ class Repository:
         SQLite has none; there they run one after the other, in the same order and the
         same transaction, each a single statement however many rows it holds. So do
         they on PostgreSQL when an update runs for many rows (one ``executemany``)."""
-        connection = await self.session.connection()
         if len(writes.parts) > 1 and self.is_postgres and writes._fits_one_statement():
             statement, params = _together_statement(writes)
-            await on_driver(statement).execute(connection, params)
+            await on_driver(statement).execute(await self.held_connection(), params)
             return
+        connection = await self.session.connection()
         for part, values in writes.parts:
             if isinstance(part, Table):
                 await connection.execute(_insert_of(part), values)
