@@ -18,9 +18,14 @@
    statement with lines); a wrong one stops the run.
    The requests are timed in five blocks and the quietest block counts: other load only
    ever adds CPU time (shared caches and cores), as timeit takes the best repeat.
-4. Prints ms of CPU per request and the ratio to the trivial endpoint (`/health/live`,
-   measured first and last in the same run, five times as many requests) and writes
-   bench/results/cpu.json (on PostgreSQL; `cpu-sqlite.json` with `--sqlite`).
+4. Prints ms of CPU per request and the ratio to the trivial endpoint (`/health/live`)
+   and writes bench/results/cpu.json (on PostgreSQL; `cpu-sqlite.json` with `--sqlite`).
+   The trivial endpoint is measured in blocks of its own before the first block of each
+   scenario and after each: a block's ratio is to the mean of the two trivial blocks
+   around it, and a scenario's ratio is the median of its blocks' ratios. The machine's
+   speed drifts by more than the margins of the targets within a run (other tenants on
+   the host), and so did a ratio of two figures taken minutes apart. The trivial
+   endpoint alone, measured first and last, gives its own row.
 
     python bench/bench_cpu.py [--quick] [--sqlite] [--iterations N] [--tickets N]
                               [--database-name NAME]
@@ -373,10 +378,13 @@ async def send_all(
 
 @dataclass(frozen=True)
 class Timing:
-    """Per request, in ms: CPU in each block of requests, and wall time over all."""
+    """Per request, in ms: CPU in each block of requests, and wall time over all; and
+    each block's CPU as a ratio to the trivial endpoint's blocks run just before and
+    just after it (``paired``)."""
 
     cpu_blocks: tuple[float, ...]
     wall: float
+    paired: tuple[float, ...] = ()
 
     @property
     def cpu(self) -> float:
@@ -388,24 +396,57 @@ class Timing:
     def cpu_mean(self) -> float:
         return sum(self.cpu_blocks) / len(self.cpu_blocks)
 
+    @property
+    def ratio(self) -> float:
+        """The median of the paired ratios: the machine's speed drifts over a run (other
+        tenants, caches), and a block measured beside its own trivial blocks shares
+        their conditions; the median leaves out a block that met a burst on either
+        side."""
+        ordered = sorted(self.paired)
+        middle = len(ordered) // 2
+        if len(ordered) % 2:
+            return ordered[middle]
+        return (ordered[middle - 1] + ordered[middle]) / 2
 
-async def measure(client: httpx.AsyncClient, name: str, fx: Fixture, iterations: int) -> Timing:
-    """Warm up, then ``iterations`` requests in ``BLOCKS`` timed blocks."""
+
+async def cpu_per_request(client: httpx.AsyncClient, calls: Sequence[Call], expected: int) -> float:
+    cpu = time.process_time()
+    await send_all(client, calls, expected)
+    return (time.process_time() - cpu) * 1000 / len(calls)
+
+
+async def measure(
+    client: httpx.AsyncClient,
+    name: str,
+    fx: Fixture,
+    iterations: int,
+    paired_with: Sequence[Call] = (),
+) -> Timing:
+    """Warm up, then ``iterations`` requests in ``BLOCKS`` timed blocks; with
+    ``paired_with`` (trivial requests) a block of those before the first block and
+    after each."""
     warmup, expected = build_calls(name, WARMUP, 0, fx)
     calls, _ = build_calls(name, iterations, WARMUP, fx)
     await send_all(client, warmup, expected, SHAPES.get(name))
     await wait_for_housekeeping()
     size = max(1, len(calls) // BLOCKS)
     blocks: list[float] = []
+    trivial: list[float] = []
     gc.collect()
-    wall = time.perf_counter()
+    wall = 0.0
+    if paired_with:
+        trivial.append(await cpu_per_request(client, paired_with, 200))
     for first in range(0, len(calls), size):
-        block = calls[first : first + size]
-        cpu = time.process_time()
-        await send_all(client, block, expected)
-        blocks.append((time.process_time() - cpu) * 1000 / len(block))
-    wall = time.perf_counter() - wall
-    return Timing(tuple(blocks), wall * 1000 / len(calls))
+        started = time.perf_counter()
+        blocks.append(await cpu_per_request(client, calls[first : first + size], expected))
+        wall += time.perf_counter() - started
+        if paired_with:
+            trivial.append(await cpu_per_request(client, paired_with, 200))
+    paired = tuple(
+        block / ((before + after) / 2)
+        for block, before, after in zip(blocks, trivial, trivial[1:], strict=False)
+    )
+    return Timing(tuple(blocks), wall * 1000 / len(calls), paired)
 
 
 async def profile(
@@ -521,13 +562,20 @@ async def main() -> int:
                     return 0
                 figures: dict[str, Timing] = {}
                 trivial: list[Timing] = []
+                beside, _ = build_calls(TRIVIAL, max(1, iterations // BLOCKS), 0, fx)
                 for name in [*(args.only or SCENARIOS), TRIVIAL]:
                     count = iterations * (TRIVIAL_FACTOR if name == TRIVIAL else 1)
-                    timing = await measure(client, name, fx, count)
+                    pair = () if name == TRIVIAL else beside
+                    timing = await measure(client, name, fx, count, pair)
                     print(
                         f"  {name}: {timing.cpu:.3f} ms CPU (blocks "
-                        f"{', '.join(f'{b:.3f}' for b in timing.cpu_blocks)}), "
-                        f"{timing.wall:.3f} ms wall",
+                        f"{', '.join(f'{b:.3f}' for b in timing.cpu_blocks)}"
+                        + (
+                            f"; paired ratios {', '.join(f'{r:.2f}' for r in timing.paired)}"
+                            if timing.paired
+                            else ""
+                        )
+                        + f"), {timing.wall:.3f} ms wall",
                         flush=True,
                     )
                     if name == TRIVIAL:
@@ -545,11 +593,13 @@ async def main() -> int:
         {
             "scenario": name,
             "ms_cpu": round(figures[name].cpu, 3),
-            "ratio_to_trivial": round(figures[name].cpu / base, 2),
+            "ratio_to_trivial": round(
+                figures[name].ratio if figures[name].paired else figures[name].cpu / base, 2
+            ),
             "ms_cpu_mean": round(figures[name].cpu_mean, 3),
             "ms_wall": round(figures[name].wall, 3),
         }
-        for name in args.only or SCENARIOS
+        for name in ([TRIVIAL, *args.only] if args.only else SCENARIOS)
     ]
     run_seconds = time.perf_counter() - begun
     print()
@@ -557,8 +607,9 @@ async def main() -> int:
         f"CPU per request (time.process_time), in-process through the ASGI app, {backend}, "
         f"{args.tickets:,} tickets; per scenario {WARMUP} requests of warm-up, then "
         f"{iterations} in {BLOCKS} blocks (trivial endpoint: {iterations * TRIVIAL_FACTOR}, "
-        f"first and last); ms CPU is the quietest block's mean, ratios to the trivial "
-        f"endpoint's quietest block"
+        f"first and last, and a block before and after each block of a scenario); ms CPU "
+        f"is the quietest block's mean, a ratio the median of the blocks' ratios to the "
+        f"trivial blocks around them"
     )
     print_table(rows)
     print(f"\nseeding {seed_seconds:.0f} s, whole run {run_seconds:.0f} s")
@@ -577,6 +628,10 @@ async def main() -> int:
                 "warmup": WARMUP,
                 "blocks": BLOCKS,
                 "ms_cpu": "per request, the mean of the quietest block of requests",
+                "ratio_to_trivial": (
+                    "the median over the blocks of a block's CPU per request to that of the "
+                    "trivial blocks run just before and after it"
+                ),
                 "trivial_first_ms_cpu_mean": round(trivial[0].cpu_mean, 3),
                 "trivial_last_ms_cpu_mean": round(trivial[-1].cpu_mean, 3),
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
