@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -98,9 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watch = (
             asyncio.create_task(_stop_when_orphaned(supervisor)) if supervisor is not None else None
         )
+        # What is built by now (modules, the app, its rules and calendars, the pool)
+        # lives as long as the worker: out of the cyclic collector's sight, its full
+        # collections walk only what requests leave behind. They walked the whole heap,
+        # 0.1-0.9 ms per request measured in bench-cpu; frozen, a tenth of that.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # an app stopped within a longer process (tests) is freed again
             # The rounds under way finish: webhook deliveries and mails in flight complete
             # and are recorded, nothing is cut off halfway.
             for worker, task in ((dispatcher, delivering), (mailer, mailing)):
