@@ -19,7 +19,11 @@ One deliberate difference from the ORM capture: a change that ends a pause left 
 rows there (the ORM flushed halfway, to read the pause back: a ``transition`` row, then an
 ``update`` row with the new due time alone), for an edit, an upload or a customer's
 answer that opened a ticket. The Core path writes one change as one audit row, with
-every field it changed; the golden file was captured again for those rows only.
+every field it changed; the golden file was captured again for those rows only. And
+the stored ``version``, which no answer shows, now counts every write of a ticket's row
+(a placing anew, an SLA announcement), not only the touches: a change read without a
+lock is written only while the ticket is at the version read. The stored tickets'
+``version`` values were captured again, nothing else.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
+    func,
     insert,
     literal,
     select,
@@ -41,10 +42,13 @@ class Writes:
     table, and updates by one statement, join: a change of many rows (many tickets placed
     anew) is one statement per table and per kind of update."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("guard", "parts")
 
     def __init__(self) -> None:
         self.parts: list[tuple[Table | Update, list[dict[str, Any]]]] = []
+        # An update that returns the row it changed, or none: then nothing is written
+        # (``Repository.write`` answers False).
+        self.guard: Update | None = None
 
     def insert(self, table: Table, *rows: dict[str, Any]) -> None:
         """Rows of one table (with the same keys); rows of a table already written with
@@ -55,10 +59,18 @@ class Writes:
                 return
         self.parts.append((table, list(rows)))
 
-    def update(self, statement: Update, params: dict[str, Any]) -> None:
+    def update(self, statement: Update, params: dict[str, Any], *, guard: bool = False) -> None:
         """A statement built once with bound parameters named uniquely (they share one
         statement with the others on PostgreSQL), and their values; the values of a
-        statement already given join it (run as one ``executemany``)."""
+        statement already given join it (run as one ``executemany``). A ``guard`` (one
+        row, ``RETURNING``) decides for all: the others are written only if it changed
+        its row."""
+        if guard:
+            if self.guard is not None:
+                raise ValueError("a batch of writes has one guard")
+            self.guard = statement
+            self.parts.append((statement, [params]))
+            return
         for part, values in self.parts:
             if part is statement:
                 values.append(params)
@@ -67,6 +79,8 @@ class Writes:
 
     def extend(self, other: Writes) -> None:
         """The parts of ``other``, joined to these where they can."""
+        if other.guard is not None:
+            raise ValueError("a guarded batch of writes joins no other")
         for part, values in other.parts:
             if isinstance(part, Table):
                 self.insert(part, *values)
@@ -106,11 +120,18 @@ def _insert_of(table: Table) -> Insert:
 
 def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
     """One statement with every part as a data-modifying CTE (PostgreSQL), and its
-    parameters; the statement is built once per shape (tables, row counts, columns)."""
+    parameters; the statement is built once per shape (tables, row counts, columns).
+
+    With a guard, each row is inserted from the guard's returned row (``INSERT …
+    SELECT … FROM guard``): none is written unless the guard changed its row, and the
+    statement answers how many rows it changed (0 or 1); else it answers 1."""
     shape = writes._shape()
     statement = _together.get(shape)
     params: dict[str, Any] = {}
     ctes = []
+    guard = None
+    if statement is None and writes.guard is not None:
+        guard = writes.guard.cte("g")
     for i, (part, values) in enumerate(writes.parts):
         if isinstance(part, Table):
             table = part
@@ -119,20 +140,24 @@ def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
                     params[f"w{i}_{r}_{key}"] = value
             if statement is None:
                 # One single-row INSERT per row: SQLAlchemy caches no multi-row VALUES.
-                ctes += [
-                    insert(table)
-                    .values(
-                        {key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row}
-                    )
-                    .cte(f"w{i}_{r}")
-                    for r, row in enumerate(values)
-                ]
+                for r, row in enumerate(values):
+                    bound = {
+                        key: bindparam(f"w{i}_{r}_{key}", type_=table.c[key].type) for key in row
+                    }
+                    if guard is None:
+                        ctes.append(insert(table).values(bound).cte(f"w{i}_{r}"))
+                    else:
+                        rows = select(*bound.values()).select_from(guard)
+                        ctes.append(insert(table).from_select(list(bound), rows).cte(f"w{i}_{r}"))
         else:
             params.update(values[0])
-            if statement is None:
+            if statement is None and part is not writes.guard:
+                if guard is not None:
+                    raise ValueError("a guarded batch of writes updates nothing but its guard")
                 ctes.append(part.cte(f"w{i}"))
     if statement is None:
-        statement = _together[shape] = select(literal(1)).add_cte(*ctes)
+        answer = select(literal(1)) if guard is None else select(func.count()).select_from(guard)
+        statement = _together[shape] = answer.add_cte(*ctes)
     return statement, params
 
 
@@ -190,11 +215,15 @@ class OnDriver:
             args.append(process(value) if process is not None and value is not None else value)
         return args
 
-    async def _run(self, connection: Connection, method: str, params: dict[str, Any]) -> Any:
+    async def _run(
+        self, connection: Connection, method: str, params: dict[str, Any], begin: bool = True
+    ) -> Any:
         """The statement sent by the driver's ``method``, in the transaction SQLAlchemy
         has begun on ``connection`` (the session's, ``held_connection``). The adapter
         sends BEGIN with its first statement; a statement sent past it must begin it the
-        same way, or it would run (and its row locks end) on its own."""
+        same way, or it would run (and its row locks end) on its own. Without ``begin``
+        a statement sent before the transaction's first runs on its own: one round trip
+        less, for a statement that is a whole use case, or the read before one."""
         for listener in self.listeners:
             listener(self.sql)
         try:
@@ -205,15 +234,17 @@ class OnDriver:
             else:
                 raw = connection.connection
             adapter: Any = raw.dbapi_connection
-            if connection.in_transaction() and adapter._transaction is None:
+            if begin and connection.in_transaction() and adapter._transaction is None:
                 await adapter._start_transaction()  # a no-op in autocommit
             driver: Any = raw.driver_connection
             return await getattr(driver, method)(self.sql, *self._args(params))
         except Exception as exc:
             raise await self._translated(connection, exc) from exc
 
-    async def fetch(self, connection: Connection, params: dict[str, Any]) -> list[Any]:
-        return list(await self._run(connection, "fetch", params))
+    async def fetch(
+        self, connection: Connection, params: dict[str, Any], begin: bool = True
+    ) -> list[Any]:
+        return list(await self._run(connection, "fetch", params, begin))
 
     async def execute(self, connection: Connection, params: dict[str, Any]) -> int:
         """The number of rows the statement changed."""
@@ -271,11 +302,15 @@ class Repository:
         # An AsyncConnection of a session always proxies one.
         return cast(Connection, (await self.session.connection()).sync_connection)
 
-    async def fetch(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+    async def fetch(
+        self, statement: Any, params: dict[str, Any], *, begin: bool = True
+    ) -> Sequence[Any]:
         """The rows of a statement built once, in the request's transaction: on
-        PostgreSQL straight from the driver (``OnDriver``), on SQLite through Core."""
+        PostgreSQL straight from the driver (``OnDriver``), on SQLite through Core.
+        Without ``begin``, on PostgreSQL, a statement before the transaction's first
+        runs on its own (``OnDriver._run``)."""
         if self.is_postgres:
-            return await on_driver(statement).fetch(await self.held_connection(), params)
+            return await on_driver(statement).fetch(await self.held_connection(), params, begin)
         connection = await self.session.connection()
         return (await connection.execute(statement, params)).all()
 
@@ -288,21 +323,36 @@ class Repository:
         result = await connection.execute(statement, params)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    async def write(self, writes: Writes) -> None:
+    async def write(self, writes: Writes) -> bool:
         """Run the statements in one round trip: a data-modifying CTE on PostgreSQL.
         SQLite has none; there they run one after the other, in the same order and the
         same transaction, each a single statement however many rows it holds. So do
-        they on PostgreSQL when an update runs for many rows (one ``executemany``)."""
-        if len(writes.parts) > 1 and self.is_postgres and writes._fits_one_statement():
+        they on PostgreSQL when an update runs for many rows (one ``executemany``).
+
+        With a guard (``Writes.update(guard=True)``): False, and nothing written, when
+        the guard changed no row. On PostgreSQL the one statement is then the whole
+        change, sent as it is: in the request's transaction if one was begun, else on
+        its own, atomic without BEGIN and COMMIT. On SQLite the guard runs first."""
+        guarded = writes.guard is not None
+        together = guarded or len(writes.parts) > 1
+        if together and self.is_postgres and writes._fits_one_statement():
             statement, params = _together_statement(writes)
-            await on_driver(statement).execute(await self.held_connection(), params)
-            return
+            held = await self.held_connection()
+            rows = await on_driver(statement).fetch(held, params, begin=not guarded)
+            return bool(rows[0][0])
         connection = await self.session.connection()
+        if writes.guard is not None:
+            (params,) = next(values for part, values in writes.parts if part is writes.guard)
+            if (await connection.execute(writes.guard, params)).first() is None:
+                return False
         for part, values in writes.parts:
+            if part is writes.guard:
+                continue
             if isinstance(part, Table):
                 await connection.execute(_insert_of(part), values)
             else:
                 await connection.execute(part, values if len(values) > 1 else values[0])
+        return True
 
     async def add(self, obj: M, *, conflict: str = "It conflicts with an existing record.") -> M:
         """Insert and flush, so ids and unique constraints are checked right away.

@@ -2,7 +2,9 @@
 goes with it, written in one round trip.
 
 A use case reads the ticket once (``TicketRepository.read_for_change``: locked, with
-what its view needs; or many at once, ``read_waiting``), then states the change here:
+what its view needs; or many at once, ``read_waiting``; or, for a comment or a move
+through the status machine, ``read_unlocked``, the change then guarded by the version
+read: ``TicketService._guarded_change``), then states the change here:
 new values, a status move (which starts or ends a pause), the ticket placed anew,
 events. ``writes()`` gives the ``UPDATE`` of only the columns whose values changed (the
 version counted up when the ticket is touched), the pause, the audit row of what changed
@@ -158,9 +160,11 @@ class TicketChange:
             self.publish("ticket.blockers_cleared", view)
         return view
 
-    def writes(self, writes: Writes | None = None) -> Writes:
+    def writes(self, writes: Writes | None = None, *, guarded: bool = False) -> Writes:
         """The rows of the change (into ``writes``, if given): the ticket's update, its
-        pause, its audit row and its events."""
+        pause, its audit row and its events. ``guarded``: the update is the guard of the
+        batch, changing the ticket only while it is at the version read, and the other
+        rows are written only with it (``Repository.write``)."""
         batch = writes if writes is not None else Writes()
         batch.extend(self.rows)
         before = self.before
@@ -173,11 +177,15 @@ class TicketChange:
             names = tuple(sorted(changed))
             params = {f"u_{name}": value for name, value in changed.items()}
             params["u_id"] = self.id
-            batch.update(ticket_update(names), params)
+            if guarded:
+                params["g_version"] = before["version"]
+            batch.update(ticket_update(names, guarded=guarded), params, guard=guarded)
             changes = update_changes(TICKET_COLUMNS, before, changed)
             if changes:
                 action = update_action("ticket", changes)
                 batch.insert(AUDIT_LOG, audit_row(action, "ticket", self.id, changes))
+        elif guarded:
+            raise ValueError("a guarded change writes the ticket (touch it)")
         if self.events:
             batch.insert(EVENTS, *self.events)
         return batch

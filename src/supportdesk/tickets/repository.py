@@ -136,6 +136,9 @@ class Placement(NamedTuple):
     first_response_due: datetime
     queue_group: int
     severity_rank: int
+    # Counted up by every write of the row: a change read without a lock is written
+    # only if the row is still at this version (``write`` with a guarded update).
+    version: int
 
 
 class ChangeRow(NamedTuple):
@@ -261,9 +264,10 @@ def _change_rows(rows: Sequence[Row[Any]]) -> list[ChangeRow]:
     found = []
     for row in rows:
         values: list[Any] = list(row)
-        (read,) = _read_rows([values[:-2]])
+        (read,) = _read_rows([values[:-3]])
         group_rank, severity_rank = read.queue_key[:2]
-        placement = Placement(bool(values[-2]), values[-1], group_rank, severity_rank)
+        held, due, version = values[-3:]
+        placement = Placement(bool(held), due, group_rank, severity_rank, version)
         found.append(ChangeRow(read.record, read.around, placement))
     return found
 
@@ -280,14 +284,15 @@ def _watched_rows(rows: Sequence[Row[Any]]) -> list[WatchedRow]:
 def _shape(stmt: Select[Any], shape: tuple[object, ...], postgres: bool) -> Select[Any]:
     t = _TICKETS
     kind = shape[0]
-    if kind in ("change", "claim", "waiting"):
-        # The ticket locked for this transaction with its placement (on PostgreSQL; SQLite
-        # runs one write transaction at a time). A claim passes over a ticket another
-        # claimer holds rather than wait for it.
-        stmt = stmt.add_columns(t.c.held, t.c.first_response_due)
-        if kind == "change":
+    if kind in ("change", "look", "claim", "waiting"):
+        # The ticket locked for this transaction with its placement and version (on
+        # PostgreSQL; SQLite runs one write transaction at a time); "look" reads the same
+        # without a lock, for a change guarded by the version. A claim passes over a
+        # ticket another claimer holds rather than wait for it.
+        stmt = stmt.add_columns(t.c.held, t.c.first_response_due, t.c.version)
+        if kind in ("change", "look"):
             stmt = stmt.where(t.c.id == bindparam("ticket_id"))
-            return stmt.with_for_update(of=t)
+            return stmt.with_for_update(of=t) if kind == "change" else stmt
         if kind == "waiting":
             # The customers' tickets whose place depends on blockers: held or queued.
             waiting: tuple[ColumnElement[str], ...] = (
@@ -360,24 +365,27 @@ def sla_watch_query(postgres: bool) -> Select[Any]:
     return _shape(_read_select(postgres), ("sla",), postgres)
 
 
-_UPDATES: dict[tuple[str, ...], Update] = {}
+_UPDATES: dict[tuple[tuple[str, ...], bool], Update] = {}
 
 
-def ticket_update(names: tuple[str, ...]) -> Update:
+def ticket_update(names: tuple[str, ...], *, guarded: bool = False) -> Update:
     """``UPDATE tickets`` of the columns ``names`` (bound as ``u_<name>``) of the ticket
-    ``u_id``, its version counted up when ``updated_at`` is among them (the ticket was
-    touched); built once per set of columns."""
-    statement = _UPDATES.get(names)
+    ``u_id``, its version counted up; ``guarded``, only while the ticket is at version
+    ``g_version``, returning its id when it was. Built once per set of columns."""
+    key = (names, guarded)
+    statement = _UPDATES.get(key)
     if statement is None:
         t = _TICKETS
         values: dict[str, Any] = {
             name: bindparam(f"u_{name}", type_=t.c[name].type) for name in names
         }
-        if "updated_at" in names:
-            values["version"] = t.c.version + 1
-        statement = _UPDATES[names] = (
-            update(t).where(t.c.id == bindparam("u_id", type_=t.c.id.type)).values(values)
-        )
+        values["version"] = t.c.version + 1
+        statement = update(t).where(t.c.id == bindparam("u_id", type_=t.c.id.type)).values(values)
+        if guarded:
+            statement = statement.where(
+                t.c.version == bindparam("g_version", type_=t.c.version.type)
+            ).returning(t.c.id)
+        _UPDATES[key] = statement
     return statement
 
 
@@ -571,6 +579,15 @@ class TicketRepository(Repository):
         rows = _change_rows(await self.fetch(stmt, params))
         return rows[0] if rows else None
 
+    async def read_unlocked(self, ticket_id: str, today: date) -> ChangeRow | None:
+        """The ticket as ``read_for_change`` reads it, without a lock and on PostgreSQL
+        outside any transaction (no BEGIN): for a change written guarded by the version
+        read (``TicketChange.writes(guarded=True)``)."""
+        stmt = self._statement("look")
+        params = self._params(today, ticket_id=ticket_id)
+        rows = _change_rows(await self.fetch(stmt, params, begin=False))
+        return rows[0] if rows else None
+
     async def read_queue_head(self, skip: list[str], today: date) -> ChangeRow | None:
         """The first open ticket but ``skip``, locked, as ``read_for_change`` reads it."""
         stmt = self._statement("claim")
@@ -631,7 +648,7 @@ class TicketRepository(Repository):
         stmt = (
             update(t)
             .where(t.c.id.in_(ticket_ids), column.is_(None))
-            .values({column: now})
+            .values({column: now, t.c.version: t.c.version + 1})
             .returning(t.c.id)
         )
         connection = await self.session.connection()

@@ -12,10 +12,10 @@ import logging
 import mimetypes
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +39,7 @@ from supportdesk.domain.tickets import (
 )
 from supportdesk.errors import (
     BusinessRuleViolation,
+    Conflict,
     ContentMissing,
     InvalidInput,
     NotFound,
@@ -76,6 +77,12 @@ from supportdesk.tickets.schemas import (
     TicketUpdate,
 )
 from supportdesk.tickets.views import Derived, derive, derive_row
+
+T = TypeVar("T")
+
+# How often a change read without a lock is stated anew when the ticket changed before
+# it was written: each miss means another change was written in between.
+GUARDED_ATTEMPTS = 8
 
 COMMENTS = table_of(Comment)
 ATTACHMENTS = table_of(Attachment)
@@ -350,17 +357,38 @@ class TicketService:
             raise NotFound.of("ticket", ticket_id)
         return TicketChange(row)
 
+    async def _guarded_change(
+        self, ticket_id: str, state: Callable[[TicketChange, datetime], T]
+    ) -> T:
+        """A change of one ticket as one statement: the ticket read without a lock,
+        ``state`` stating the change (or refusing it), and the change written only if
+        the ticket is still at the version read; else read and stated again. On
+        PostgreSQL outside a transaction begun before, the read and the write are two
+        round trips, with no BEGIN and COMMIT, the write atomic on its own."""
+        for _ in range(GUARDED_ATTEMPTS):
+            now = utcnow()
+            row = await self.tickets.read_unlocked(ticket_id, self.rules.calendar.local_date(now))
+            if row is None:
+                raise NotFound.of("ticket", ticket_id)
+            change = TicketChange(row)
+            outcome = state(change, now)
+            if await self.tickets.write(change.writes(guarded=True)):
+                return outcome
+        raise Conflict("The ticket kept changing while this change was made; try again.")
+
     async def move_ticket(
         self, ticket_id: str, to: TicketStatus, note: str | None
     ) -> tuple[TicketRecord, Derived]:
         """A supporter's move through the status machine: one read, one write."""
-        now = utcnow()
-        change = await self._change(ticket_id, now)
-        self._check_move(change, to, now)
-        self._apply_change(change, to, now)
-        if note:
-            change.rows.insert(COMMENTS, self._comment_row(change.id, note, True, now))
-        return await self._write_move(change, now)
+
+        def state(change: TicketChange, now: datetime) -> tuple[TicketRecord, Derived]:
+            self._check_move(change, to, now)
+            self._apply_change(change, to, now)
+            if note:
+                change.rows.insert(COMMENTS, self._comment_row(change.id, note, True, now))
+            return self._state_move(change, now)
+
+        return await self._guarded_change(ticket_id, state)
 
     def _check_move(self, change: TicketChange, to: TicketStatus, now: datetime) -> None:
         before = change.view(self.rules, now)
@@ -380,15 +408,20 @@ class TicketService:
             change.set(first_response_at=change.get("first_response_at") or now)
         change.touch(now)
 
-    async def _write_move(
-        self, change: TicketChange, now: datetime, writes: Writes | None = None
-    ) -> tuple[TicketRecord, Derived]:
+    def _state_move(self, change: TicketChange, now: datetime) -> tuple[TicketRecord, Derived]:
+        """The moved ticket placed anew and its event: the ticket and its view."""
         previous = TicketStatus(change.before["status"])
         view = change.view(self.rules, now)
         change.place(view)
         change.publish("ticket.status_changed", view, previous_status=previous.value)
-        await self.tickets.write(change.writes(writes))
         return change.record(), view
+
+    async def _write_move(
+        self, change: TicketChange, now: datetime, writes: Writes | None = None
+    ) -> tuple[TicketRecord, Derived]:
+        moved = self._state_move(change, now)
+        await self.tickets.write(change.writes(writes))
+        return moved
 
     def _comment_row(
         self, ticket_id: str, body: str, internal: bool, now: datetime
@@ -406,8 +439,13 @@ class TicketService:
     async def add_comment(self, ticket_id: str, data: CommentCreate) -> dict[str, Any]:
         """A comment; a supporter's visible answer is a first response, a customer's
         answer sends a ticket waiting on them back to the queue. One read, one write."""
-        now = utcnow()
-        change = await self._change(ticket_id, now)
+        return await self._guarded_change(
+            ticket_id, lambda change, now: self._state_comment(change, data, now)
+        )
+
+    def _state_comment(
+        self, change: TicketChange, data: CommentCreate, now: datetime
+    ) -> dict[str, Any]:
         before = change.view(self.rules, now)
         comment = self._comment_row(change.id, data.body, data.internal, now)
         change.rows.insert(COMMENTS, comment)
@@ -428,7 +466,6 @@ class TicketService:
                     data=to_jsonable_python(comment),
                 )
             )
-        await self.tickets.write(change.writes())
         return comment
 
     async def list_comments(
