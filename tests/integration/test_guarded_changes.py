@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from test_hot_reads_live import TICKET, _ok
 
 from conftest import live_admin_headers, live_client
 from supportdesk.config import BusinessRules
@@ -25,18 +26,6 @@ from supportdesk.tickets.repository import TicketRepository
 from supportdesk.tickets.service import COMMENTS
 
 pytestmark = pytest.mark.db
-
-TICKET = {
-    "category": "how_to",
-    "severity": "normal",
-    "subject": "Export to PDF fails",
-    "description": "Since the update the export stops with an error.",
-}
-
-
-async def _ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 async def _ticket(http: httpx.AsyncClient, admin: dict[str, str], name: str) -> str:
