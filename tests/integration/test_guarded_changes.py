@@ -1,8 +1,9 @@
 """A comment and a move through the status machine are one statement each, guarded by
 the ticket's version: read without a lock (on PostgreSQL outside any transaction),
-written only while the ticket is still at the version read, else read and stated again.
-A change that lost the race writes nothing; on PostgreSQL neither BEGIN nor COMMIT is
-sent for them."""
+written only while the ticket is still at the version read, else read and stated again,
+and after ``GUARDED_ATTEMPTS`` misses made on the ticket's lock as other changes are. A
+change that lost the race writes nothing; on PostgreSQL neither BEGIN nor COMMIT is sent
+for them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from supportdesk.events.service import event_row
 from supportdesk.kit.repository import Writes
 from supportdesk.tickets.changes import TicketChange
 from supportdesk.tickets.repository import TicketRepository
-from supportdesk.tickets.service import COMMENTS
+from supportdesk.tickets.service import COMMENTS, GUARDED_ATTEMPTS
 
 pytestmark = pytest.mark.db
 
@@ -175,19 +176,34 @@ class TestOnPostgres:
         assert [s.split()[0] for s in comment] == ["SELECT", "WITH"], comment
         assert [s.split()[0] for s in move] == ["SELECT", "WITH"], move
 
-    async def test_a_change_written_in_between_is_kept_and_the_comment_stated_again(
-        self, database_url: str, monkeypatch: pytest.MonkeyPatch
+    @pytest.mark.parametrize(
+        ("interfered", "reads", "version"),
+        [
+            # Missed once, stated again on what was written in between, written guarded.
+            (1, 2, 3),
+            # Missed every time: after GUARDED_ATTEMPTS it waits for the ticket's lock.
+            (GUARDED_ATTEMPTS + 5, GUARDED_ATTEMPTS, 2 + GUARDED_ATTEMPTS),
+        ],
+        ids=["stated-again", "then-locked"],
+    )
+    async def test_changes_written_in_between_are_kept_and_the_comment_gets_through(
+        self,
+        database_url: str,
+        monkeypatch: pytest.MonkeyPatch,
+        interfered: int,
+        reads: int,
+        version: int,
     ) -> None:
         admin = await live_admin_headers(database_url)
         other = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
-        reads = 0
+        done = 0
         original = TicketRepository.read_unlocked
 
         async def read_then_interfere(self: TicketRepository, ticket_id: str, today: Any) -> Any:
-            nonlocal reads
+            nonlocal done
             row = await original(self, ticket_id, today)
-            reads += 1
-            if reads == 1:
+            done += 1
+            if done <= interfered:
                 # Another request's change lands between this read and its write.
                 async with other.connect() as conn:
                     await conn.execute(
@@ -220,15 +236,16 @@ class TestOnPostgres:
                         {"t": ticket_id},
                     )
                 ).scalar_one()
-                version = (
+                stored_version = (
                     await conn.execute(
                         text("SELECT version FROM tickets WHERE id = :t"), {"t": ticket_id}
                     )
                 ).scalar_one()
         finally:
             await other.dispose()
-        assert reads == 2  # read, missed, read again
-        assert ticket["subject"] == "Zwischendurch"  # the change in between is kept
+        assert done == reads
+        assert ticket["subject"] == "Zwischendurch"  # the changes in between are kept
         assert [c["id"] for c in comments["items"]] == [comment["id"]]
         assert events == 1
-        assert version == 3  # created at 1, the change in between, the comment
+        # Created at 1, each change in between, the comment.
+        assert stored_version == version

@@ -179,7 +179,7 @@ async def transition_ticket(
     status_code=201,
     response_model=CommentRead,
     name="tickets_comments_create",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def create_comment(
     ticket_id: TicketId,
