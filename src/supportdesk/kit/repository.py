@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -108,14 +109,11 @@ class Writes:
 
 
 _together: dict[tuple[object, ...], Executable] = {}
-_inserts: dict[Table, Insert] = {}
 
 
+@cache
 def _insert_of(table: Table) -> Insert:
-    statement = _inserts.get(table)
-    if statement is None:
-        statement = _inserts[table] = insert(table)
-    return statement
+    return insert(table)
 
 
 def _together_statement(writes: Writes) -> tuple[Executable, dict[str, Any]]:
@@ -269,15 +267,10 @@ class OnDriver:
         return DBAPIError(self.sql, None, orig)
 
 
-_on_driver: dict[Any, OnDriver] = {}
-
-
+@cache
 def on_driver(statement: Any) -> OnDriver:
     """The driver form of a statement built once (statements hash by identity)."""
-    found = _on_driver.get(statement)
-    if found is None:
-        found = _on_driver[statement] = OnDriver(statement)
-    return found
+    return OnDriver(statement)
 
 
 class Repository:

@@ -7,7 +7,7 @@ through the status machine, ``read_unlocked``, the change then guarded by the ve
 read: ``TicketService._guarded_change``), then states the change here:
 new values, a status move (which starts or ends a pause), the ticket placed anew,
 events. ``writes()`` gives the ``UPDATE`` of only the columns whose values changed (the
-version counted up when the ticket is touched), the pause, the audit row of what changed
+version counted up, as by every write of the row), the pause, the audit row of what changed
 (before and after, as the ORM's flush hook records it) and the events, for one
 ``Repository.write``. No ORM object, no unit of work, no read of what is already known.
 """

@@ -574,25 +574,23 @@ class TicketRepository(Repository):
     async def read_for_change(self, ticket_id: str, today: date) -> ChangeRow | None:
         """The ticket, locked, with what its view needs and its placement, in one
         statement; None when it does not exist or the caller may not see it."""
-        stmt = self._statement("change")
-        params = self._params(today, ticket_id=ticket_id)
-        rows = _change_rows(await self.fetch(stmt, params))
-        return rows[0] if rows else None
+        return await self._first_change("change", self._params(today, ticket_id=ticket_id))
 
     async def read_unlocked(self, ticket_id: str, today: date) -> ChangeRow | None:
         """The ticket as ``read_for_change`` reads it, without a lock and on PostgreSQL
         outside any transaction (no BEGIN): for a change written guarded by the version
         read (``TicketChange.writes(guarded=True)``)."""
-        stmt = self._statement("look")
         params = self._params(today, ticket_id=ticket_id)
-        rows = _change_rows(await self.fetch(stmt, params, begin=False))
-        return rows[0] if rows else None
+        return await self._first_change("look", params, begin=False)
 
     async def read_queue_head(self, skip: list[str], today: date) -> ChangeRow | None:
         """The first open ticket but ``skip``, locked, as ``read_for_change`` reads it."""
-        stmt = self._statement("claim")
-        params = self._params(today, skip=skip, limit=1)
-        rows = _change_rows(await self.fetch(stmt, params))
+        return await self._first_change("claim", self._params(today, skip=skip, limit=1))
+
+    async def _first_change(
+        self, kind: str, params: dict[str, object], *, begin: bool = True
+    ) -> ChangeRow | None:
+        rows = _change_rows(await self.fetch(self._statement(kind), params, begin=begin))
         return rows[0] if rows else None
 
     async def read_waiting(self, customer_ids: Sequence[str], today: date) -> list[ChangeRow]:

@@ -350,9 +350,11 @@ class TicketService:
         await self.tickets.write(change.writes())
         return change.record(), view
 
-    async def _change(self, ticket_id: str, now: datetime) -> TicketChange:
-        """The ticket, locked for this transaction, to be changed through Core."""
-        row = await self.tickets.read_for_change(ticket_id, self.rules.calendar.local_date(now))
+    async def _change(self, ticket_id: str, now: datetime, *, locked: bool = True) -> TicketChange:
+        """The ticket, locked for this transaction, to be changed through Core; with
+        ``locked=False`` read without a lock, for a change guarded by its version."""
+        read = self.tickets.read_for_change if locked else self.tickets.read_unlocked
+        row = await read(ticket_id, self.rules.calendar.local_date(now))
         if row is None:
             raise NotFound.of("ticket", ticket_id)
         return TicketChange(row)
@@ -371,10 +373,7 @@ class TicketService:
         before it and always gets through; none is refused for being contended."""
         for _ in range(GUARDED_ATTEMPTS):
             now = utcnow()
-            row = await self.tickets.read_unlocked(ticket_id, self.rules.calendar.local_date(now))
-            if row is None:
-                raise NotFound.of("ticket", ticket_id)
-            change = TicketChange(row)
+            change = await self._change(ticket_id, now, locked=False)
             outcome = state(change, now)
             if await self.tickets.write(change.writes(guarded=True)):
                 return outcome
