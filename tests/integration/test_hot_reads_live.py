@@ -5,6 +5,8 @@ e2e tests run the app on one test connection, where the reads take a session ins
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -18,6 +20,8 @@ from supportdesk.config import Settings
 from supportdesk.db import build_engine, build_read_engine
 
 pytestmark = pytest.mark.db
+
+Terminate = Callable[[], Awaitable[None]]
 
 TICKET = {
     "category": "how_to",
@@ -55,6 +59,34 @@ async def _customer_with_ticket(
         201,
     )
     return customer_id, str(ticket["id"]), {"Authorization": f"Bearer {key['key']}"}
+
+
+_OTHER_BACKENDS = text(
+    "SELECT pid FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+@asynccontextmanager
+async def connections_opened_since(database_url: str) -> AsyncIterator[Terminate]:
+    """A call that terminates, on the server, every connection to the database opened
+    since this was entered (the app's pool): the next statement on one finds it lost."""
+    admin_engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin_engine.connect() as conn:
+            before = set((await conn.execute(_OTHER_BACKENDS)).scalars())
+
+        async def terminate() -> None:
+            async with admin_engine.connect() as conn:
+                mine = set((await conn.execute(_OTHER_BACKENDS)).scalars()) - before
+                assert mine
+                for pid in mine:
+                    await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            await asyncio.sleep(0.1)
+
+        yield terminate
+    finally:
+        await admin_engine.dispose()
 
 
 class TestHotReadsOnTheLiveApp:
@@ -136,14 +168,7 @@ class TestReadConnectionOnPostgres:
     async def test_a_read_on_a_lost_connection_is_503_and_the_next_succeeds(
         self, database_url: str
     ) -> None:
-        admin_engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
-        others = text(
-            "SELECT pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        try:
-            async with admin_engine.connect() as conn:
-                before = set((await conn.execute(others)).scalars())
+        async with connections_opened_since(database_url) as terminate:
             admin = await live_admin_headers(database_url)
             async with live_client(database_url, pool_size=1) as http:
                 customer = await _ok(
@@ -156,19 +181,12 @@ class TestReadConnectionOnPostgres:
                 )
                 url = f"/api/v1/tickets/{ticket['id']}"
                 await _ok(await http.get(url, headers=admin))
-                async with admin_engine.connect() as conn:
-                    mine = set((await conn.execute(others)).scalars()) - before
-                    assert mine
-                    for pid in mine:
-                        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                await asyncio.sleep(0.1)
+                await terminate()
                 lost = await http.get(url, headers=admin)
                 assert lost.status_code == 503, lost.text
                 assert lost.headers["retry-after"] == "1"
                 assert lost.headers["content-type"].startswith("application/problem+json")
                 await _ok(await http.get(url, headers=admin))
-        finally:
-            await admin_engine.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -178,29 +196,15 @@ class TestHotWritesOnTheLiveApp:
     ) -> None:
         # On PostgreSQL the hot writes go straight to the driver (kit.repository.OnDriver):
         # a connection lost under them is answered as SQLAlchemy's would be.
-        admin_engine = create_async_engine(database_url, isolation_level="AUTOCOMMIT")
-        others = text(
-            "SELECT pid FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        try:
-            async with admin_engine.connect() as conn:
-                before = set((await conn.execute(others)).scalars())
+        async with connections_opened_since(database_url) as terminate:
             admin = await live_admin_headers(database_url)
             async with live_client(database_url, pool_size=1) as http:
                 _, ticket_id, _ = await _customer_with_ticket(http, admin, "Blip")
                 url = f"/api/v1/tickets/{ticket_id}/comments"
-                async with admin_engine.connect() as conn:
-                    mine = set((await conn.execute(others)).scalars()) - before
-                    assert mine
-                    for pid in mine:
-                        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-                await asyncio.sleep(0.1)
+                await terminate()
                 lost = await http.post(url, json={"body": "first"}, headers=admin)
                 assert lost.status_code == 503, lost.text
                 assert lost.headers["retry-after"] == "1"
                 await _ok(await http.post(url, json={"body": "second"}, headers=admin), 201)
                 comments = await _ok(await http.get(url, headers=admin))
                 assert [c["body"] for c in comments["items"]] == ["second"]
-        finally:
-            await admin_engine.dispose()
